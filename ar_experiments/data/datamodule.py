@@ -1,0 +1,177 @@
+"""LightningDataModule over a UCF101-layout folder (real or synthetic)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from .dataset import EpochSeededRandomSampler, EpochTaggedSampler, ShardSampler, VideoClipDataset
+from .splits import SplitIndex, hold_out_groups, load_split
+from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
+from .transforms import ClipTransform
+
+log = logging.getLogger(__name__)
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Train/val/test loaders for one official split.
+
+    Validation holds out whole groups of the trainlist (stratified per class);
+    the testlist is the test set. With `synthetic` set, the dataset is generated
+    into `cache_dir` on first use and `root` is ignored.
+    """
+
+    def __init__(
+        self,
+        root: str | None,
+        split: int,
+        frames: int,
+        stride: int,
+        crop_size: int,
+        short_side: int,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        val_groups_per_class: int = 3,
+        holdout_seed: int = 0,
+        train_flip: bool = True,
+        temporal_views: int = 1,
+        spatial_crops: int = 1,
+        on_bad_video: str = "skip",
+        synthetic: dict | None = None,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        videos_subdir: str = "UCF-101",
+        lists_subdir: str = "ucfTrainTestlist",
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        name: str = "ucf101",
+    ):
+        super().__init__()
+        self.name = name
+        if split not in (1, 2, 3):
+            raise ValueError(f"split={split}; UCF101 has the official splits 1, 2 and 3")
+        self.spec = SyntheticSpec.from_config(synthetic) if synthetic else None
+        if self.spec is None and not root:
+            raise ValueError("data.root is not set; pass data.root=/path/to/folder holding UCF-101/ and ucfTrainTestlist/")
+        self.root = dataset_root(cache_dir, self.spec) if self.spec else Path(root).expanduser()
+        self.split = split
+        self.frames, self.stride = frames, stride
+        self.crop_size, self.short_side = crop_size, short_side
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_groups_per_class, self.holdout_seed = val_groups_per_class, holdout_seed
+        self.train_flip = train_flip
+        self.temporal_views, self.spatial_crops = temporal_views, spatial_crops
+        self.on_bad_video = on_bad_video
+        self.seed = seed
+        self.videos_subdir, self.lists_subdir = videos_subdir, lists_subdir
+        self.loader_options = {
+            "pin_memory": pin_memory,
+            "persistent_workers": persistent_workers and num_workers > 0,
+            **({"prefetch_factor": prefetch_factor} if prefetch_factor and num_workers > 0 else {}),
+        }
+        self.index: SplitIndex | None = None
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.root / self.videos_subdir
+
+    def prepare_data(self) -> None:
+        if self.spec is not None:
+            ensure_synthetic_dataset(self.root, self.spec)
+
+    def load_index(self) -> SplitIndex:
+        """Read and check the split files (fast; no video is decoded)."""
+        if self.index is None:
+            self.prepare_data()
+            self.index = load_split(self.root, self.split, self.videos_subdir, self.lists_subdir)
+            self.train_records, self.val_records = hold_out_groups(
+                self.index.train, self.val_groups_per_class, self.holdout_seed
+            )
+        return self.index
+
+    @property
+    def classes(self) -> list[str]:
+        return self.load_index().classes
+
+    def _dataset(self, records, sampling: str, transform: ClipTransform, views: int = 1, crops: int = 1):
+        return VideoClipDataset(
+            records,
+            self.videos_dir,
+            self.frames,
+            self.stride,
+            transform,
+            short_side=self.short_side,
+            sampling=sampling,
+            temporal_views=views,
+            spatial_crops=crops,
+            seed=self.seed,
+            on_bad_video=self.on_bad_video,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load_index()
+        eval_transform = ClipTransform(self.crop_size, "center")
+        self.train_set = self._dataset(
+            self.train_records, "random", ClipTransform(self.crop_size, "random", self.train_flip)
+        )
+        self.val_set = self._dataset(self.val_records, "center", eval_transform)
+        self.test_set = self._dataset(self.index.test, "center", eval_transform)
+        self.test_views_set = self._dataset(
+            self.index.test, "views", eval_transform, self.temporal_views, self.spatial_crops
+        )
+        log.info(
+            "split %d: %d train, %d val (%d groups per class held out), %d test videos, %d classes",
+            self.split, len(self.train_set), len(self.val_set), self.val_groups_per_class,
+            len(self.test_set), len(self.index.classes),
+        )
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _loader(self, dataset, sampler, batch_size=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            **self.loader_options,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank()
+        base = (
+            EpochSeededRandomSampler(len(self.train_set), self.seed)
+            if world == 1
+            else _distributed_train_sampler(len(self.train_set), rank, world, self.seed)
+        )
+        return self._loader(self.train_set, EpochTaggedSampler(base))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, ShardSampler(len(self.val_set), *self._rank()))
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """Single central view first, then the multi-view pass (views of a video may span batches)."""
+        rank, world = self._rank()
+        single = self._loader(self.test_set, ShardSampler(len(self.test_set), rank, world))
+        if self.temporal_views * self.spatial_crops <= 1:
+            return [single]
+        views = self._loader(
+            self.test_views_set,
+            ShardSampler(len(self.test_views_set), rank, world),
+            batch_size=max(1, self.batch_size // self.spatial_crops),
+        )
+        return [single, views]
+
+
+def _distributed_train_sampler(size: int, rank: int, world: int, seed: int):
+    from torch.utils.data import DistributedSampler
+
+    return DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+

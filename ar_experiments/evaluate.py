@@ -1,0 +1,65 @@
+"""Video-level testing: combine the views of each video, wherever batches cut them."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+class VideoLevelAccumulator:
+    """Sums softmax scores per video index over all its views (temporal x spatial).
+
+    Views of one video may arrive in different batches, or on different ranks
+    under DDP; `merged()` combines them, so each video counts once.
+    """
+
+    def __init__(self):
+        self.scores: dict[int, torch.Tensor] = {}
+        self.views: dict[int, int] = {}
+        self.labels: dict[int, int] = {}
+
+    def update(self, indices: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tensor, views_per_item: int = 1):
+        """`probabilities` (B, C) are already averaged over the `views_per_item` crops of each item."""
+        for index, probs, label in zip(indices.tolist(), probabilities.detach().float().cpu(), labels.tolist()):
+            if index in self.scores:
+                self.scores[index] += probs * views_per_item
+                self.views[index] += views_per_item
+            else:
+                self.scores[index] = probs * views_per_item
+                self.views[index] = views_per_item
+                self.labels[index] = label
+
+    def merged(self) -> VideoLevelAccumulator:
+        """The union over DDP ranks (a no-op in a single process)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        parts: list = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, (self.scores, self.views, self.labels))
+        total = VideoLevelAccumulator()
+        for scores, views, labels in parts:
+            for index, score in scores.items():
+                total.update(torch.tensor([index]), (score / views[index])[None], torch.tensor([labels[index]]), views[index])
+        return total
+
+    def predictions(self) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """Video indices, mean probabilities (N, C) and labels (N), ordered by index."""
+        order = sorted(self.scores)
+        if not order:
+            return [], torch.empty(0, 0), torch.empty(0, dtype=torch.long)
+        probabilities = torch.stack([self.scores[i] / self.views[i] for i in order])
+        return order, probabilities, torch.tensor([self.labels[i] for i in order])
+
+
+def accuracy_summary(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Top-1, top-5 and mean class accuracy of video-level predictions, as fractions."""
+    if len(labels) == 0:
+        return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan")}
+    k = min(5, num_classes)
+    topk = probabilities.topk(k, dim=1).indices
+    correct = topk[:, 0] == labels
+    per_class = [correct[labels == c].float().mean() for c in range(num_classes) if (labels == c).any()]
+    return {
+        "top1": correct.float().mean().item(),
+        "top5": (topk == labels[:, None]).any(1).float().mean().item(),
+        "mean_class_acc": torch.stack(per_class).mean().item(),
+    }

@@ -1,0 +1,3 @@
+from .builders import ARCHITECTURES, VideoNet, build_model
+
+__all__ = ["ARCHITECTURES", "VideoNet", "build_model"]

@@ -1,0 +1,122 @@
+"""X3D and SlowFast from pytorchvideo's builders, for any clip length and crop size.
+
+pytorchvideo fixes the head's pooling kernel at build size; here every head
+pools adaptively, so one network serves the training crop, multi-view test
+crops and prediction on other resolutions. Parameter names are unchanged, so
+the published Kinetics-400 checkpoints load into `VideoNet.net` as they are.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+MIN_CROP = 32  # every model downsamples space by 32
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The published setting of a model: what its Kinetics-400 checkpoint was trained with."""
+
+    family: str
+    pretrain_frames: int
+    pretrain_stride: int
+    pretrain_crop: int
+    checkpoint: str
+    depth_factor: float = 2.2
+
+
+ARCHITECTURES = {
+    "x3d_xs": Architecture("x3d", 4, 12, 160, "X3D_XS.pyth"),
+    "x3d_s": Architecture("x3d", 13, 6, 160, "X3D_S.pyth"),
+    "x3d_m": Architecture("x3d", 16, 5, 224, "X3D_M.pyth"),
+    "x3d_l": Architecture("x3d", 16, 5, 312, "X3D_L.pyth", depth_factor=5.0),
+    "slowfast": Architecture("slowfast", 32, 2, 224, "SLOWFAST_8x8_R50.pyth"),
+}
+
+
+class VideoNet(nn.Module):
+    """(B, C, T, H, W) -> logits. For SlowFast, the slow pathway is taken here.
+
+    The slow pathway keeps ceil(T / alpha) of the T fast frames, evenly spaced,
+    which is what the fusion convolutions' temporal stride alpha expects. A new
+    list is built every call: pytorchvideo's SlowFast mutates its input list.
+    """
+
+    def __init__(self, net: nn.Module, name: str, slowfast_alpha: int | None = None):
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.slowfast_alpha = slowfast_alpha
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net.blocks[-1]
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        if self.slowfast_alpha is None:
+            return self.net(clip)
+        frames = clip.shape[2]
+        slow_count = math.ceil(frames / self.slowfast_alpha)
+        slow_index = torch.linspace(0, frames - 1, slow_count, device=clip.device).round().long()
+        return self.net([clip.index_select(2, slow_index), clip])
+
+
+def _build_x3d(arch: Architecture, num_classes: int, frames: int, crop_size: int, dropout: float) -> nn.Module:
+    from pytorchvideo.models.x3d import create_x3d
+
+    net = create_x3d(
+        input_clip_length=frames,
+        input_crop_size=crop_size,
+        model_num_class=num_classes,
+        depth_factor=arch.depth_factor,
+        dropout_rate=dropout,
+        head_activation=None,  # CrossEntropyLoss wants logits; pytorchvideo's default is Softmax
+        head_output_with_global_average=True,
+    )
+    net.blocks[-1].pool.pool = nn.AdaptiveAvgPool3d(1)
+    return net
+
+
+def _build_slowfast(num_classes: int, dropout: float, alpha: int) -> nn.Module:
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    net = create_slowfast(
+        model_num_class=num_classes,
+        model_depth=50,
+        dropout_rate=dropout,
+        slowfast_fusion_conv_kernel_size=(7, 1, 1),
+        slowfast_fusion_conv_stride=(alpha, 1, 1),
+        head_activation=None,
+    )
+    pooling = net.blocks[-2].pool
+    for i in range(len(pooling)):
+        pooling[i] = nn.AdaptiveAvgPool3d(1)
+    return net
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    frames: int,
+    crop_size: int,
+    dropout: float = 0.5,
+    slowfast_alpha: int = 4,
+) -> VideoNet:
+    """A randomly initialised network for `frames`-frame clips of `crop_size` pixels."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"model.name={name!r} is not a model; choose one of {sorted(ARCHITECTURES)}")
+    if frames < 1:
+        raise ValueError(f"data.frames={frames}; a clip needs at least one frame")
+    if crop_size < MIN_CROP:
+        raise ValueError(f"data.crop_size={crop_size} is too small for {name}: it needs at least {MIN_CROP} pixels")
+    arch = ARCHITECTURES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit notices inside pytorchvideo
+        if arch.family == "x3d":
+            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name)
+        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha)

@@ -1,0 +1,117 @@
+"""LightningModule: cross-entropy training, top-1/top-5 metrics, optimiser and scheduler from config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torchmetrics.classification import MulticlassAccuracy
+
+from .evaluate import VideoLevelAccumulator, accuracy_summary
+from .models import build_model
+
+
+class VideoClassifier(pl.LightningModule):
+    """Everything needed to rebuild the network is in the hyperparameters, so a
+    checkpoint alone (with its class names) is enough for `predict`."""
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        class_names: list[str],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        build_args = {k: v for k, v in model.items() if k in ("name", "frames", "crop_size", "dropout", "slowfast_alpha")}
+        self.net = build_model(num_classes=len(class_names), **build_args)
+        num_classes = len(class_names)
+        top5 = min(5, num_classes)
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.test_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.test_mean_class = MulticlassAccuracy(num_classes, top_k=1, average="macro")
+        self.skipped_videos: set[str] = set()  # unreadable videos replaced during this run
+        self.multiview = VideoLevelAccumulator()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.net(clip)
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch["video"])
+        loss = F.cross_entropy(logits, batch["label"])
+        accuracy = (logits.argmax(1) == batch["label"]).float().mean()
+        size = batch["label"].shape[0]
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("train/top1", accuracy, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log("train/clips", float(size), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        logits = self(batch["video"])
+        labels = batch["label"]
+        loss = F.cross_entropy(logits, labels)
+        self.val_top1(logits, labels)
+        self.val_top5(logits, labels)
+        self.log("val/loss", loss, on_epoch=True, batch_size=labels.shape[0], sync_dist=True)
+        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True)
+        self.log("val/top5", self.val_top5, on_epoch=True)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        self.skipped_videos.update(path for path in batch.get("skipped", []) if path)
+        return batch
+
+    def on_test_epoch_start(self) -> None:
+        self.multiview = VideoLevelAccumulator()
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        if dataloader_idx == 1:
+            self._multiview_step(batch)
+            return
+        logits = self(batch["video"])
+        labels = batch["label"]
+        self.test_top1(logits, labels)
+        self.test_top5(logits, labels)
+        self.test_mean_class(logits, labels)
+        self.log("test/top1", self.test_top1, add_dataloader_idx=False)
+        self.log("test/top5", self.test_top5, add_dataloader_idx=False)
+        self.log("test/mean_class_acc", self.test_mean_class, add_dataloader_idx=False)
+
+    def _multiview_step(self, batch) -> None:
+        views = batch["video"]  # (B, S, C, T, H, W): the spatial crops of one temporal view
+        size, crops = views.shape[:2]
+        probabilities = self(views.flatten(0, 1)).softmax(1).view(size, crops, -1).mean(1)
+        self.multiview.update(batch["index"], probabilities, batch["label"], views_per_item=crops)
+
+    def on_test_epoch_end(self) -> None:
+        merged = self.multiview.merged()
+        _, probabilities, labels = merged.predictions()
+        if len(labels):
+            summary = accuracy_summary(probabilities, labels, len(self.class_names))
+            self.log("test/top1_multiview", summary["top1"], rank_zero_only=True)
+            self.log("test/top5_multiview", summary["top5"], rank_zero_only=True)
+            self.log("test/mean_class_acc_multiview", summary["mean_class_acc"], rank_zero_only=True)
+
+    def configure_optimizers(self):
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        settings = dict(self.hparams.scheduler or {})
+        if not settings.get("scheduler"):
+            return optimizer
+        scheduler = instantiate(settings["scheduler"])(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": settings.get("interval", "epoch"),
+                "monitor": settings.get("monitor", "val/top1"),
+            },
+        }
