@@ -13,6 +13,20 @@ def project_root() -> str:
     return str(here if (here / "conf").is_dir() else Path.cwd())
 
 
+def stride_for(frames: int, strides) -> int:
+    """The sampling stride for `frames` from the `clip.strides` table."""
+    if frames in strides:
+        return int(strides[frames])
+    raise ValueError(
+        f"frames={frames} has no sampling stride; choose one of {sorted(strides)} "
+        f"or set data.stride=N (or add it to clip.strides)"
+    )
+
+
+RESOLVERS = {"ar.project_root": project_root, "ar.stride": stride_for}
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("ar.project_root"):
-        OmegaConf.register_new_resolver("ar.project_root", project_root)
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

@@ -14,6 +14,9 @@ from .evaluate import VideoLevelAccumulator, accuracy_summary
 from .models import build_model
 
 
+BUILD_KEYS = ("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last")
+
+
 class VideoClassifier(pl.LightningModule):
     """Everything needed to rebuild the network is in the hyperparameters, so a
     checkpoint alone (with its class names) is enough for `predict`."""
@@ -27,7 +30,7 @@ class VideoClassifier(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        build_args = {k: v for k, v in model.items() if k in ("name", "frames", "crop_size", "dropout", "slowfast_alpha")}
+        build_args = {k: v for k, v in model.items() if k in BUILD_KEYS}
         self.net = build_model(num_classes=len(class_names), **build_args)
         num_classes = len(class_names)
         top5 = min(5, num_classes)

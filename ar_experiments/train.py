@@ -62,6 +62,7 @@ def train(cfg: DictConfig) -> float:
     from hydra.utils import instantiate
 
     from .callbacks import TrainingThroughput
+    from .loggers import build_loggers
     from .module import VideoClassifier
     from .run_record import redact_secrets, write_results
 
@@ -81,13 +82,8 @@ def train(cfg: DictConfig) -> float:
         )
         record["params"] = sum(p.numel() for p in module.net.parameters())
         throughput = TrainingThroughput()
-        loggers = _instantiate_all(cfg.get("logger"))
         resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
-        for logger in loggers:
-            if isinstance(logger, pl.loggers.WandbLogger):
-                logger.experiment.config.update({**resolved, "wandb_group": _sweep_group(cfg)}, allow_val_change=True)
-            else:
-                logger.log_hyperparams(resolved)
+        loggers = build_loggers(cfg.get("logger"), resolved, group=_sweep_group(cfg))
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput], logger=loggers or False
         )

@@ -51,6 +51,9 @@ class SyntheticSpec:
     fps: int = 25
     seconds: tuple[float, float] = (3.0, 4.0)
     noise: float = 6.0
+    clutter: float = 12.0  # amplitude of the background texture
+    object_size: tuple[float, float] = (0.14, 0.22)  # half-size, as a fraction of the height
+    travel: tuple[float, float] = (0.4, 0.6)  # distance moved over a clip, as a fraction of the frame
     seed: int = 0
 
     @classmethod
@@ -79,7 +82,7 @@ def _group_style(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * math.pi)
     ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)[..., None]
-    stripes = 12.0 * np.sin(xx / rng.uniform(3, 9) + yy / rng.uniform(3, 9))[..., None]
+    stripes = spec.clutter * np.sin(xx / rng.uniform(3, 9) + yy / rng.uniform(3, 9))[..., None]
     background = base + gradient * ramp + stripes
     return {"background": background.astype(np.float32)}
 
@@ -107,8 +110,8 @@ def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: Synthe
     # keep the object visible against the background
     if np.abs(colour - style["background"].mean((0, 1))).max() < 90:
         colour = 255.0 - colour
-    size0 = rng.uniform(0.14, 0.22) * h
-    travel = rng.uniform(0.4, 0.6)  # fraction of the frame crossed over the clip
+    size0 = rng.uniform(*spec.object_size) * h
+    travel = rng.uniform(*spec.travel)
     steps = np.linspace(-0.5, 0.5, n_frames)
     cx0 = w / 2 + rng.uniform(-0.1, 0.1) * w
     cy0 = h / 2 + rng.uniform(-0.1, 0.1) * h

@@ -47,17 +47,23 @@ class VideoNet(nn.Module):
     list is built every call: pytorchvideo's SlowFast mutates its input list.
     """
 
-    def __init__(self, net: nn.Module, name: str, slowfast_alpha: int | None = None):
+    def __init__(self, net: nn.Module, name: str, slowfast_alpha: int | None = None, channels_last: bool = False):
         super().__init__()
         self.net = net
         self.name = name
         self.slowfast_alpha = slowfast_alpha
+        # channels-last-3d makes X3D's depthwise 3D convolutions ~2x faster on CPU (measured by bench)
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last_3d)
 
     @property
     def head(self) -> nn.Module:
         return self.net.blocks[-1]
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            clip = clip.contiguous(memory_format=torch.channels_last_3d)
         if self.slowfast_alpha is None:
             return self.net(clip)
         frames = clip.shape[2]
@@ -106,17 +112,18 @@ def build_model(
     crop_size: int,
     dropout: float = 0.5,
     slowfast_alpha: int = 4,
+    channels_last: bool = False,
 ) -> VideoNet:
     """A randomly initialised network for `frames`-frame clips of `crop_size` pixels."""
     if name not in ARCHITECTURES:
         raise ValueError(f"model.name={name!r} is not a model; choose one of {sorted(ARCHITECTURES)}")
     if frames < 1:
-        raise ValueError(f"data.frames={frames}; a clip needs at least one frame")
+        raise ValueError(f"frames={frames}; a clip needs at least one frame")
     if crop_size < MIN_CROP:
         raise ValueError(f"data.crop_size={crop_size} is too small for {name}: it needs at least {MIN_CROP} pixels")
     arch = ARCHITECTURES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit notices inside pytorchvideo
         if arch.family == "x3d":
-            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name)
-        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha)
+            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name, None, channels_last)
+        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha, channels_last)

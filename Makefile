@@ -1,0 +1,47 @@
+# Every target installs into .venv first when it is missing or older than pyproject.toml.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SWEEP ?= $(shell ls -d multirun/*/* 2>/dev/null | sort | tail -n 1)
+export WANDB_MODE ?= offline
+
+.PHONY: install sweep test test-fast hpo report explore bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic data, then its report
+	$(PY) -m ar_experiments.train -m experiment=grid
+	$(PY) -m ar_experiments.report --latest
+
+test: $(STAMP)  ## the whole suite, slow tests included
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## the suite without the slow tests
+	$(PY) -m pytest -m "not slow"
+
+hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
+	$(PY) -m ar_experiments.train -m hparams_search=optuna
+
+report: $(STAMP)  ## report of the newest sweep (or SWEEP=multirun/<date>/<time>)
+	$(PY) -m ar_experiments.report $(SWEEP)
+
+explore: $(STAMP)  ## split statistics and frame strips of the default data
+	$(PY) -m ar_experiments.explore
+
+bench: $(STAMP)  ## throughput and overhead measurements, written to bench.json
+	$(PY) -m ar_experiments.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ar_experiments tests
+	$(VENV)/bin/ruff format --check ar_experiments tests
+
+clean:  ## run outputs and caches; keeps .venv and the generated data (.cache)
+	rm -rf outputs multirun .pytest_cache .ruff_cache wandb
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,64 @@
+"""Shared fixtures: a small generated dataset and a shrunken Hydra config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = str(REPO / "conf")
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# Small enough to generate in a few seconds, large enough for three splits and a group holdout.
+TINY_SYNTHETIC = {"classes": ["MoveRight", "MoveLeft", "Grow"], "clips_per_group": [1, 1], "seed": 7}
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(cache_dir) -> Path:
+    """A generated UCF101-layout dataset of 3 classes x 25 groups x 1 clip."""
+    from ar_experiments.data.synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
+
+    spec = SyntheticSpec.from_config(TINY_SYNTHETIC)
+    return ensure_synthetic_dataset(dataset_root(cache_dir, spec), spec)
+
+
+def tiny_overrides(cache_dir: Path, output_dir: Path | None = None) -> list[str]:
+    """Overrides that shrink a run to seconds on the tiny dataset."""
+    overrides = [
+        f"paths.cache_dir={cache_dir}",
+        f"data.synthetic.classes=[{','.join(TINY_SYNTHETIC['classes'])}]",
+        "data.synthetic.clips_per_group=[1,1]",
+        f"data.synthetic.seed={TINY_SYNTHETIC['seed']}",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "trainer.enable_progress_bar=false",
+    ]
+    if output_dir is not None:
+        overrides.append(f"paths.output_dir={output_dir}")
+    return overrides
+
+
+@pytest.fixture
+def compose_config():
+    """compose(overrides) -> the training config, as `python -m ar_experiments.train` would see it."""
+    from hydra import compose, initialize_config_dir
+
+    import ar_experiments  # noqa: F401  (registers resolvers)
+
+    def _compose(overrides: list[str]):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose("train", overrides=overrides)
+
+    return _compose

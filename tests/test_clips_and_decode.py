@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from ar_experiments.data.clips import clip_span, sample_clip_indices
+from ar_experiments.data.decode import VideoDecodeError, decode_clip
+from ar_experiments.data.synthetic import write_avi
+
+
+def test_random_clips_stay_inside_the_video():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        indices = sample_clip_indices(100, 8, 8, "random", rng)
+        assert indices.min() >= 0 and indices.max() <= 99
+        assert np.all(np.diff(indices) == 8)
+        starts.add(int(indices[0]))
+    assert min(starts) == 0 and max(starts) == 100 - clip_span(8, 8)
+
+
+def test_center_clip_is_centred():
+    indices = sample_clip_indices(101, 5, 10, "center")
+    assert indices[0] == 100 - indices[-1]
+
+
+def test_uniform_views_are_spread_and_ordered():
+    starts = [sample_clip_indices(300, 16, 5, "uniform", view=v, views=10)[0] for v in range(10)]
+    assert starts == sorted(starts) and len(set(starts)) == 10
+    assert starts[0] >= 0 and starts[-1] + clip_span(16, 5) <= 300
+
+
+def test_short_video_repeats_its_last_frame():
+    indices = sample_clip_indices(10, 8, 4, "random", np.random.default_rng(0))
+    assert len(indices) == 8
+    assert indices.max() == 9 and list(indices[:3]) == [0, 4, 8]
+
+
+def _video(tmp_path, frames=30, width=64, height=48, name="clip.avi"):
+    rng = np.random.default_rng(1)
+    # each frame's brightness encodes its number, so the decoded order can be checked
+    data = np.zeros((frames, height, width, 3), dtype=np.uint8)
+    for t in range(frames):
+        data[t] = 5 + 8 * t
+    data += rng.integers(0, 3, size=data.shape, dtype=np.uint8)
+    path = tmp_path / name
+    write_avi(path, data, fps=25)
+    return path
+
+
+def test_decode_returns_the_requested_frames_scaled(tmp_path):
+    path = _video(tmp_path)
+    frames = decode_clip(path, lambda n: sample_clip_indices(n, 4, 5, "center"), short_side=24)
+    assert frames.shape == (4, 24, 32, 3) and frames.dtype == np.uint8
+    brightness = frames.reshape(4, -1).mean(1)
+    expected = [5 + 8 * i for i in sample_clip_indices(30, 4, 5, "center")]
+    assert np.allclose(brightness, expected, atol=6)
+
+
+def test_decode_of_a_short_video_repeats_frames(tmp_path):
+    path = _video(tmp_path, frames=5)
+    frames = decode_clip(path, lambda n: sample_clip_indices(n, 8, 4, "center"))
+    assert frames.shape[0] == 8
+    assert np.array_equal(frames[-1], frames[-2])
+
+
+def test_decode_of_a_file_that_is_not_a_video_names_it(tmp_path):
+    bad = tmp_path / "v_Fake_g01_c01.avi"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(VideoDecodeError, match="v_Fake_g01_c01.avi"):
+        decode_clip(bad, lambda n: sample_clip_indices(n, 4, 2, "center"))

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from ar_experiments.models import build_model
+
+
+@pytest.mark.parametrize("name", ["x3d_m", "slowfast"])
+@pytest.mark.parametrize("frames", [4, 6, 8, 16, 32])
+def test_forward_gives_logits_for_every_clip_length(name, frames):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5, frames=frames, crop_size=32).eval()
+    clip = torch.randn(2, 3, frames, 32, 32)
+    with torch.no_grad():
+        logits = model(clip)
+    assert logits.shape == (2, 5)
+    # logits, not probabilities: no softmax inside the head
+    assert not torch.allclose(logits.sum(1), torch.ones(2), atol=1e-3)
+    assert (logits < 0).any()
+
+
+def test_model_accepts_other_crop_sizes_than_it_was_built_for():
+    model = build_model("x3d_m", num_classes=3, frames=8, crop_size=32).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 64, 48)).shape == (1, 3)
+
+
+def test_slowfast_does_not_mutate_the_callers_tensor():
+    model = build_model("slowfast", num_classes=3, frames=8, crop_size=32).eval()
+    clip = torch.randn(1, 3, 8, 32, 32)
+    before = clip.clone()
+    with torch.no_grad():
+        model(clip)
+        model(clip)
+    assert torch.equal(clip, before)
+
+
+def test_parameter_counts_match_the_model_zoo():
+    # pytorchvideo's model zoo: X3D-M 3.79 M, SlowFast R50 (8x8) 34.57 M parameters at 400 classes
+    x3d = build_model("x3d_m", num_classes=400, frames=16, crop_size=224)
+    slowfast = build_model("slowfast", num_classes=400, frames=32, crop_size=224)
+    assert sum(p.numel() for p in x3d.parameters()) / 1e6 == pytest.approx(3.79, rel=0.01)
+    assert sum(p.numel() for p in slowfast.parameters()) / 1e6 == pytest.approx(34.57, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"name": "resnet"}, "model.name='resnet'"), ({"crop_size": 16}, "data.crop_size=16")],
+)
+def test_bad_model_settings_name_the_key(kwargs, message):
+    args = {"name": "x3d_m", "num_classes": 3, "frames": 8, "crop_size": 32, **kwargs}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        build_model(**args)

@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import pytest
+
+from ar_experiments.data.splits import (
+    DatasetIndexError,
+    group_of,
+    hold_out_groups,
+    load_split,
+    read_class_index,
+    read_split_file,
+)
+
+CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
+
+
+def write_ucf_layout(root: Path, train_lines: list[str], test_lines: list[str]) -> Path:
+    """A UCF101-like folder with CRLF split files, as the official download has."""
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_bytes(b"".join(f"{i} {c}\r\n".encode() for i, c in enumerate(CLASSES, 1)))
+    (lists / "trainlist01.txt").write_bytes("".join(f"{line}\r\n" for line in train_lines).encode())
+    (lists / "testlist01.txt").write_bytes("".join(f"{line}\r\n" for line in test_lines).encode())
+    for line in train_lines + test_lines:
+        video = root / "UCF-101" / line.split()[0]
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"")
+    return root
+
+
+def test_class_index_is_one_based_and_tolerates_crlf(tmp_path):
+    path = tmp_path / "classInd.txt"
+    path.write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n3 YoYo\r\n")
+    assert read_class_index(path) == CLASSES
+
+
+def test_labels_are_class_index_minus_one_and_casing_quirk_is_tolerated(tmp_path):
+    root = write_ucf_layout(
+        tmp_path,
+        ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1", "HandstandPushups/v_HandStandPushups_g08_c01.avi 2"],
+        ["YoYo/v_YoYo_g01_c01.avi", "HandstandPushups/v_HandStandPushups_g01_c02.avi"],
+    )
+    index = load_split(root, 1)
+    assert [r.label for r in index.train] == [0, 1]
+    assert [r.label for r in index.test] == [2, 1]  # testlists have no labels: looked up by folder
+    assert index.train[1].group == "handstandpushups_g08"
+
+
+def test_group_of_ignores_class_name_casing():
+    assert group_of("HandstandPushups/v_HandStandPushups_g08_c01.avi") == group_of(
+        "HandstandPushups/v_HandstandPushups_g08_c04.avi"
+    )
+
+
+def test_every_problem_is_reported_with_file_and_line(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    lists = root / "ucfTrainTestlist"
+    (lists / "trainlist01.txt").write_bytes(
+        b"YoYo/v_YoYo_g01_c01.avi 3\r\n"
+        b"Juggling/v_Juggling_g01_c01.avi 4\r\n"  # unknown class
+        b"YoYo/v_YoYo_g09_c01.avi 3\r\n"  # missing file
+        b"YoYo/v_YoYo_g01_c01.avi 3\r\n"  # duplicate
+        b"YoYo/v_YoYo_g01_c01.avi\r\n"  # malformed: no label
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    problems = caught.value.problems
+    assert any("trainlist01.txt:2" in p and "unknown class 'Juggling'" in p for p in problems)
+    assert any("trainlist01.txt:3" in p and "video not found" in p and "data.root" in p for p in problems)
+    assert any("trainlist01.txt:4" in p and "duplicate" in p for p in problems)
+    assert any("trainlist01.txt:5" in p for p in problems)
+
+
+@pytest.mark.parametrize("entry", ["../outside/v_YoYo_g01_c01.avi 3", "/etc/v_YoYo_g01_c01.avi 3"])
+def test_entries_pointing_outside_the_root_are_rejected(tmp_path, entry):
+    write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    path = tmp_path / "ucfTrainTestlist" / "trainlist01.txt"
+    path.write_text(f"{entry}\r\n")
+    with pytest.raises(DatasetIndexError, match="trainlist01.txt:1.*outside data.root"):
+        read_split_file(path, CLASSES, tmp_path / "UCF-101", labelled=True)
+
+
+def test_symlink_out_of_the_root_is_rejected(tmp_path):
+    write_ucf_layout(tmp_path / "data", ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    outside = tmp_path / "secret.avi"
+    outside.write_bytes(b"")
+    link = tmp_path / "data" / "UCF-101" / "YoYo" / "v_YoYo_g03_c01.avi"
+    link.symlink_to(outside)
+    path = tmp_path / "data" / "ucfTrainTestlist" / "trainlist01.txt"
+    path.write_text("YoYo/v_YoYo_g03_c01.avi 3\n")
+    with pytest.raises(DatasetIndexError, match="outside data.root"):
+        read_split_file(path, CLASSES, tmp_path / "data" / "UCF-101", labelled=True)
+
+
+def test_missing_root_names_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.root"):
+        load_split(tmp_path / "nope", 1)
+
+
+def test_group_holdout_is_disjoint_stratified_and_deterministic(tiny_dataset):
+    index = load_split(tiny_dataset, 1)
+    train, val = hold_out_groups(index.train, groups_per_class=3, seed=0)
+    assert {r.group for r in train}.isdisjoint({r.group for r in val})
+    assert len(train) + len(val) == len(index.train)
+    for label in range(len(index.classes)):
+        assert len({r.group for r in val if r.label == label}) == 3
+    again_train, again_val = hold_out_groups(index.train, groups_per_class=3, seed=0)
+    assert again_val == val and again_train == train
+    _, other_val = hold_out_groups(index.train, groups_per_class=3, seed=1)
+    assert {r.group for r in other_val} != {r.group for r in val}
+
+
+def test_test_groups_never_appear_in_training(tiny_dataset):
+    for split in (1, 2, 3):
+        index = load_split(tiny_dataset, split)
+        assert {r.group for r in index.train}.isdisjoint({r.group for r in index.test})
