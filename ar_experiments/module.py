@@ -109,7 +109,10 @@ class VideoClassifier(pl.LightningModule):
         settings = dict(self.hparams.scheduler or {})
         if not settings.get("scheduler"):
             return optimizer
-        scheduler = instantiate(settings["scheduler"])(optimizer)
+        scheduler_cfg = dict(settings["scheduler"])
+        if "total_steps" in scheduler_cfg and scheduler_cfg["total_steps"] is None:
+            scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(scheduler_cfg)(optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -52,6 +52,8 @@ class SyntheticSpec:
     seconds: tuple[float, float] = (3.0, 4.0)
     noise: float = 6.0
     clutter: float = 12.0  # amplitude of the background texture
+    scenes: int = 8  # backgrounds shared across classes; each group films one
+    pattern: float = 2.0  # checker squares per object half-size (0: plain objects)
     object_size: tuple[float, float] = (0.14, 0.22)  # half-size, as a fraction of the height
     travel: tuple[float, float] = (0.4, 0.6)  # distance moved over a clip, as a fraction of the frame
     seed: int = 0
@@ -74,8 +76,8 @@ class SyntheticSpec:
         return hashlib.sha1(f"v{GENERATOR_VERSION}:{payload}".encode()).hexdigest()[:10]
 
 
-def _group_style(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
-    """A background shared by all clips of a group (the 'scene')."""
+def _scene(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
+    """A background: colour, gradient and texture (a 'scene')."""
     h, w = spec.height, spec.width
     base = rng.uniform(20, 200, size=3)
     gradient = rng.uniform(-60, 60, size=3)
@@ -88,16 +90,19 @@ def _group_style(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
 
 
 def _object_mask(shape: str, cx: float, cy: float, size: float, angle: float, h: int, w: int):
+    """Pixels covered by the object, and each pixel's coordinates in the object's frame."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dx, dy = xx - cx, yy - cy
     # rotate coordinates into the object's frame
     c, s = math.cos(angle), math.sin(angle)
     u, v = c * dx + s * dy, -s * dx + c * dy
     if shape == "bar":
-        return (np.abs(u) <= size) & (np.abs(v) <= size * 0.35)
-    if shape == "triangle":
-        return (v <= size * 0.6) & (v >= -size) & (np.abs(u) <= (v + size) * 0.55)
-    return (np.abs(u) <= size * 0.8) & (np.abs(v) <= size * 0.5)  # rectangle
+        mask = (np.abs(u) <= size) & (np.abs(v) <= size * 0.35)
+    elif shape == "triangle":
+        mask = (v <= size * 0.6) & (v >= -size) & (np.abs(u) <= (v + size) * 0.55)
+    else:
+        mask = (np.abs(u) <= size * 0.8) & (np.abs(v) <= size * 0.5)  # rectangle
+    return mask, u / size, v / size
 
 
 def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
@@ -124,9 +129,11 @@ def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: Synthe
         cy = cy0 + dy * travel * h * p * rate + jitter[t, 1]
         size = size0 * (1.0 + growth * 1.1 * p * rate)
         angle = angle0 + spin * math.pi * 0.9 * p * rate
-        mask = _object_mask(shape, cx, cy, size, angle, h, w)
+        mask, u, v = _object_mask(shape, cx, cy, size, angle, h, w)
+        # a checker pattern painted on the object moves, turns and scales with it
+        checker = (np.floor(u[mask] * spec.pattern) + np.floor(v[mask] * spec.pattern)) % 2
         frame = style["background"].copy()
-        frame[mask] = colour
+        frame[mask] = colour * (1.0 - 0.45 * checker[:, None])
         frame += rng.normal(0, spec.noise, size=frame.shape)
         frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
     return frames
@@ -175,10 +182,13 @@ def generate(root: Path, spec: SyntheticSpec) -> None:
     """Write the whole dataset into `root` (UCF-101/ and ucfTrainTestlist/)."""
     rng = np.random.default_rng(spec.seed)
     videos = []
+    # Scenes come from one palette shared by all classes: every group films one scene,
+    # as a UCF101 group shares actor and scene, but the scene never tells the class.
+    palette = [_scene(rng, spec) for _ in range(spec.scenes)]
     for cls in spec.classes:
         (root / "UCF-101" / cls).mkdir(parents=True, exist_ok=True)
         for group in range(1, GROUPS_PER_CLASS + 1):
-            style = _group_style(rng, spec)
+            style = palette[(group - 1) % spec.scenes]
             for clip in range(1, int(rng.integers(spec.clips_per_group[0], spec.clips_per_group[1] + 1)) + 1):
                 rel = f"{cls}/v_{cls}_g{group:02d}_c{clip:02d}.avi"
                 write_avi(root / "UCF-101" / rel, render_clip(cls, style, rng, spec), spec.fps)
