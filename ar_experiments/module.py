@@ -32,6 +32,8 @@ class VideoClassifier(pl.LightningModule):
         self.save_hyperparameters()
         build_args = {k: v for k, v in model.items() if k in BUILD_KEYS}
         self.net = build_model(num_classes=len(class_names), **build_args)
+        if model.get("freeze_backbone"):
+            self.net.freeze_backbone()
         num_classes = len(class_names)
         top5 = min(5, num_classes)
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
@@ -105,7 +107,12 @@ class VideoClassifier(pl.LightningModule):
             self.log("test/mean_class_acc_multiview", summary["mean_class_acc"], rank_zero_only=True)
 
     def configure_optimizers(self):
-        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        optimizer_settings = dict(self.hparams.optimizer)
+        head_lr_mult = optimizer_settings.pop("head_lr_mult", 1.0)  # ours, not an argument of the torch optimiser
+        backbone, classifier = self.net.backbone_and_classifier_parameters()
+        groups = [{"params": backbone}] if backbone else []  # empty when the backbone is frozen
+        groups.append({"params": classifier, "lr": optimizer_settings["lr"] * head_lr_mult})
+        optimizer = instantiate(optimizer_settings)(groups)
         settings = dict(self.hparams.scheduler or {})
         if not settings.get("scheduler"):
             return optimizer

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import math
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json
+from .redaction import redact_secrets
 
-SECRET_KEY = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
-REDACTED = "<redacted>"
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "pytorchvideo", "hydra-core", "av", "wandb")
-
-
-def redact_secrets(value: Any) -> Any:
-    """A copy of a nested config with every value under a secret-looking key replaced."""
-    if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEY.search(str(k)) else redact_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_secrets(v) for v in value]
-    return value
 
 
 def git_state(folder: Path) -> dict[str, Any]:
@@ -58,7 +47,8 @@ def clean_number(value: Any) -> Any:
 
 
 def write_results(run_dir: Path, record: dict[str, Any]) -> Path:
-    """Write results.json atomically; it is written last, so its presence means the run ended."""
+    """Write results.json atomically (secrets redacted, e.g. in an error message); it is written last,
+    so its presence means the run ended."""
     path = Path(run_dir) / "results.json"
-    atomic_write_json(path, {k: clean_number(v) for k, v in record.items()})
+    atomic_write_json(path, redact_secrets({k: clean_number(v) for k, v in record.items()}))
     return path

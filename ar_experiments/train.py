@@ -51,6 +51,9 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
         "lr": cfg.optimizer.lr,
+        "pretrained": cfg.model.get("pretrained"),
+        "pretrained_tensors_loaded": 0,
+        "pretrained_tensors_skipped": 0,
         **git_state(Path(cfg.paths.root_dir)),
         "versions": package_versions(),
     }
@@ -58,31 +61,41 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
 
 def train(cfg: DictConfig) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1."""
-    import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from .callbacks import TrainingThroughput
     from .loggers import build_loggers
-    from .module import VideoClassifier
-    from .run_record import redact_secrets, write_results
+    from .models.weights import find_pretrained, load_pretrained
+    from .redaction import redact_secrets
+    from .run_record import write_results
+    from .safe_load import explain_unsafe_checkpoint
 
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
     started = time.perf_counter()
     try:
+        # before Lightning is imported (seconds on a busy CPU), so a missing weights file fails fast
+        weights = find_pretrained(cfg.model)
+        import pytorch_lightning as pl
+
+        from .callbacks import TrainingThroughput
+        from .module import VideoClassifier
+
         pl.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         class_names = datamodule.classes  # reads and checks the split files before any model is built
+        # redacted before anything is saved: the module's settings go into every checkpoint
+        resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
         module = VideoClassifier(
-            model=OmegaConf.to_container(cfg.model, resolve=True),
+            model=resolved["model"],
             class_names=class_names,
-            optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-            scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
+            optimizer=resolved["optimizer"],
+            scheduler=resolved["scheduler"],
         )
+        if weights is not None:
+            record.update(load_pretrained(module.net, weights).as_record())
         record["params"] = sum(p.numel() for p in module.net.parameters())
         throughput = TrainingThroughput()
-        resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
         loggers = build_loggers(cfg.get("logger"), resolved, group=_sweep_group(cfg))
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput], logger=loggers or False
@@ -90,7 +103,8 @@ def train(cfg: DictConfig) -> float:
         trainer.fit(module, datamodule=datamodule)
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
+        with explain_unsafe_checkpoint(best_path):
+            trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         metrics = trainer.callback_metrics
         best_val = checkpoint.best_model_score if checkpoint is not None and checkpoint.best_model_score is not None else metrics.get("val/top1")
         record.update(

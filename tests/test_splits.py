@@ -114,3 +114,20 @@ def test_test_groups_never_appear_in_training(tiny_dataset):
     for split in (1, 2, 3):
         index = load_split(tiny_dataset, split)
         assert {r.group for r in index.train}.isdisjoint({r.group for r in index.test})
+
+
+def test_the_index_check_names_every_entry_that_escapes_the_root(tmp_path):
+    root = write_ucf_layout(tmp_path / "data", ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    (tmp_path / "v_YoYo_g03_c01.avi").write_bytes(b"")  # exists, so only the check can stop it
+    (root / "ucfTrainTestlist" / "testlist01.txt").write_bytes(
+        b"YoYo/v_YoYo_g02_c01.avi\r\n"
+        b"../../v_YoYo_g03_c01.avi\r\n"
+        + f"{tmp_path / 'v_YoYo_g03_c01.avi'}\r\n".encode()
+        + b"YoYo\\..\\..\\..\\v_YoYo_g03_c01.avi\r\n"
+        b"C:/UCF/v_YoYo_g04_c01.avi\r\n"
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    escaping = [p for p in caught.value.problems if "points outside data.root" in p]
+    assert [p.split(":", 2)[1] for p in escaping] == ["2", "3", "4", "5"]
+    assert all(p.startswith("testlist01.txt:") for p in escaping)

@@ -56,10 +56,41 @@ class VideoNet(nn.Module):
         self.channels_last = channels_last
         if channels_last:
             self.net.to(memory_format=torch.channels_last_3d)
+        self.backbone_frozen = False
 
     @property
     def head(self) -> nn.Module:
         return self.net.blocks[-1]
+
+    @property
+    def classifier_prefix(self) -> str:
+        """Names (in `net`) of the final linear layer: the one part sized by the number of classes."""
+        return f"blocks.{len(self.net.blocks) - 1}.proj."
+
+    def backbone_and_classifier_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """The trainable parameters, split into backbone and classifier (for their own learning rates)."""
+        backbone, classifier = [], []
+        for name, parameter in self.net.named_parameters():
+            if parameter.requires_grad:
+                (classifier if name.startswith(self.classifier_prefix) else backbone).append(parameter)
+        return backbone, classifier
+
+    def freeze_backbone(self) -> None:
+        """Train the classifier only (a linear probe): the backbone's weights and BatchNorm statistics stay fixed."""
+        for name, parameter in self.net.named_parameters():
+            if not name.startswith(self.classifier_prefix):
+                parameter.requires_grad_(False)
+        self.backbone_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> VideoNet:
+        super().train(mode)
+        if self.backbone_frozen:
+            # in training mode BatchNorm would keep updating its running statistics from the new data
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

@@ -1,0 +1,158 @@
+"""Keep credentials out of everything a run writes.
+
+A value is secret when its key looks like a credential (`api_key`, `token`,
+`password`, `secret`, ...) or when it is the value of such an environment
+variable (WANDB_API_KEY=...). Redaction covers the config the run logs (W&B,
+CSV hparams, checkpoints' hyperparameters), results.json, log records, the
+command line W&B records, and the files Hydra writes before the task starts
+(`.hydra/*.yaml`, the sweep's multirun.yaml), which `RedactSecretsCallback`
+rewrites. Credentials are never taken from the config: W&B reads its key from
+the environment or `wandb login`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .atomic import atomic_write_text
+
+REDACTED = "<redacted>"
+SECRET_WORD = re.compile(r"api_?key|access_?key|private_?key|secret|token|passw(?:or)?d|credential", re.IGNORECASE)
+# an environment value shorter than this is too likely to occur by chance to be replaced everywhere
+MIN_SECRET_LENGTH = 8
+# `name=value` and `name: value` in free text: overrides, log lines, printed dicts
+ASSIGNMENT = re.compile(
+    r"(?P<name>[+~]{0,2}[A-Za-z_][\w.\-]*)(?P<sep>['\"]?\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s,'\"\]\})]+)"
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for `WANDB_API_KEY`, `+logger.wandb.api_key`, `token`, `db.password`, `key`, `ssh_key`, ..."""
+    for part in name.strip("+~'\" ").split("."):
+        part = part.lower().replace("-", "_")
+        if SECRET_WORD.search(part) or part == "key" or part.endswith("_key"):
+            return True
+    return False
+
+
+def secret_environment_values() -> list[str]:
+    """Values of environment variables named like credentials, longest first."""
+    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LENGTH}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_text(text: str) -> str:
+    """`text` with environment secrets and the values of secret-named assignments replaced."""
+    for value in secret_environment_values():
+        text = text.replace(value, REDACTED)
+
+    def replace(match: re.Match) -> str:
+        if not is_secret_name(match["name"]):
+            return match[0]
+        return f"{match['name']}{match['sep']}{REDACTED}"
+
+    return ASSIGNMENT.sub(replace, text)
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of a nested config with every value under a secret-looking key replaced, strings cleaned too."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if is_secret_name(str(k)) and v is not None else redact_secrets(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_secrets(v) for v in value)
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the handler's to report, as usual
+            return record
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return record
+
+    make_record.redacts = True  # type: ignore[attr-defined]
+    return make_record
+
+
+def redact_log_records() -> None:
+    """Redact every log record as it is created, whatever logger and handler it goes to.
+
+    Done at record creation because Hydra's launchers reconfigure the handlers
+    right before they log each job's overrides.
+    """
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacts", False):
+        logging.setLogRecordFactory(_redacting(factory))
+
+
+@contextmanager
+def redacted_argv() -> Iterator[None]:
+    """sys.argv with secrets redacted inside the block: W&B records the command line in its run metadata."""
+    original = sys.argv
+    sys.argv = [redact_text(arg) for arg in original]
+    try:
+        yield
+    finally:
+        sys.argv = original
+
+
+def redact_yaml_file(path: Path) -> bool:
+    """Rewrite a YAML file Hydra saved, secrets redacted; True if it had any."""
+    if not path.is_file():
+        return False
+    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    cleaned = redact_secrets(content)
+    if cleaned == content:
+        return False
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(cleaned)))
+    return True
+
+
+class RedactSecretsCallback(Callback):
+    """Hydra writes .hydra/{config,hydra,overrides}.yaml and multirun.yaml before any of our code runs;
+    this rewrites them redacted as each job starts, and redacts every log record from the start."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_records()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_records()  # the launcher logs every job's overrides
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_records()  # again: a launcher may run the job in a fresh process
+        hydra = config.hydra
+        if hydra.output_subdir is not None:
+            saved = Path(hydra.runtime.output_dir) / hydra.output_subdir
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                redact_yaml_file(saved / name)
+        if hydra.mode == RunMode.MULTIRUN:
+            self._redact_sweep_folder(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._redact_sweep_folder(config)
+
+    @staticmethod
+    def _redact_sweep_folder(config: DictConfig) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        for path in sweep_dir.glob("*.yaml"):  # multirun.yaml, and a sweeper's results
+            redact_yaml_file(path)

@@ -1,0 +1,66 @@
+"""Fine-tuning controls: a frozen backbone (linear probe) and the classifier's own learning rate."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ar_experiments.module import VideoClassifier
+
+OPTIMIZERS = ["asgd", "sgd", "adamw"]
+
+
+def classifier(compose_config, *overrides: str) -> VideoClassifier:
+    cfg = compose_config(["model=x3d_m", "frames=4", *overrides])
+    return VideoClassifier(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        class_names=["a", "b", "c"],
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
+    )
+
+
+def optimizer_of(module: VideoClassifier) -> torch.optim.Optimizer:
+    configured = module.configure_optimizers()
+    return configured["optimizer"] if isinstance(configured, dict) else configured
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_the_classifier_trains_at_lr_times_head_lr_mult(compose_config, optimizer):
+    module = classifier(compose_config, f"optimizer={optimizer}", "optimizer.head_lr_mult=10")
+    lr = module.hparams.optimizer["lr"]
+    groups = optimizer_of(module).param_groups
+    assert [group["lr"] for group in groups] == pytest.approx([lr, 10 * lr])
+    head = {id(p) for p in module.net.net.blocks[-1].proj.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == head
+    assert sum(len(group["params"]) for group in groups) == len(list(module.parameters()))
+
+
+def test_every_optimizer_config_defaults_to_one_learning_rate(compose_config):
+    for optimizer in OPTIMIZERS:
+        module = classifier(compose_config, f"optimizer={optimizer}")
+        assert module.hparams.optimizer["head_lr_mult"] == 1.0
+        assert len({group["lr"] for group in optimizer_of(module).param_groups}) == 1
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics(compose_config):
+    torch.manual_seed(0)
+    module = classifier(compose_config, "model.freeze_backbone=true", "optimizer=sgd")
+    optimizer = optimizer_of(module)
+    assert [len(group["params"]) for group in optimizer.param_groups] == [2]  # the classifier's weight and bias
+    module.train()
+    norms = [m for m in module.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and not any(m.training for m in norms)
+    assert module.net.net.blocks[-1].dropout.training  # the head's dropout still regularises
+    before = {k: v.clone() for k, v in module.net.net.state_dict().items()}
+    loss = torch.nn.functional.cross_entropy(module(torch.randn(4, 3, 4, 32, 32)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+    after = module.net.net.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed == {"blocks.5.proj.weight", "blocks.5.proj.bias"}
+
+
+def test_without_freezing_batchnorm_trains(compose_config):
+    module = classifier(compose_config)
+    module.train()
+    assert all(m.training for m in module.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
