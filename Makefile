@@ -3,7 +3,6 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SWEEP ?= $(shell ls -d multirun/*/* 2>/dev/null | sort | tail -n 1)
 export WANDB_MODE ?= offline
 
 .PHONY: install sweep test test-fast hpo report explore bench lint clean
@@ -30,7 +29,7 @@ hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
 	$(PY) -m ar_experiments.train -m hparams_search=optuna
 
 report: $(STAMP)  ## report of the newest sweep (or SWEEP=multirun/<date>/<time>)
-	$(PY) -m ar_experiments.report $(SWEEP)
+	$(PY) -m ar_experiments.report $(or $(SWEEP),--latest)
 
 explore: $(STAMP)  ## split statistics and frame strips of the default data
 	$(PY) -m ar_experiments.explore

@@ -1,0 +1,169 @@
+"""Confidence intervals and paired tests for classifier accuracies (scipy and statsmodels do the maths).
+
+Two levels of pairing:
+- two runs tested on the same videos (same split): each video is a pair of right/wrong outcomes, so the
+  difference gets a bootstrap interval that resamples videos jointly, and McNemar's exact test on the
+  videos exactly one of the runs got right;
+- two settings run on several splits or seeds: each split is a pair of accuracies, so the differences
+  get a paired t-test, which says nothing useful from fewer than MIN_RUNS_TO_CONCLUDE pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+MIN_RUNS_TO_CONCLUDE = 3
+DEFAULT_RESAMPLES = 2000
+
+
+def bootstrap_mean_ci(
+    values, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """BCa bootstrap interval for the mean of per-video values (1/0 correctness, or paired differences)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("bootstrap_mean_ci needs at least one value")
+    if np.all(values == values[0]):
+        # Every resample has the same mean, and scipy's BCa would return NaN for it.
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    videos: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+def accuracy_with_ci(correct, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> AccuracyEstimate:
+    """Top-1 over test videos with its bootstrap interval; `correct` holds one bool per video."""
+    correct = np.asarray(correct, dtype=bool)
+    low, high = bootstrap_mean_ci(correct, n_resamples=n_resamples, seed=seed)
+    return AccuracyEstimate(int(correct.size), float(correct.mean()), low, high)
+
+
+@dataclass(frozen=True)
+class PairedVideos:
+    """Run A against run B on the same test videos."""
+
+    videos: int
+    accuracy_a: float
+    accuracy_b: float
+    difference: float  # accuracy_a - accuracy_b, a fraction
+    ci_low: float
+    ci_high: float
+    only_a_right: int
+    only_b_right: int
+    p_value: float  # McNemar's exact test on the discordant videos
+
+
+def compare_on_videos(correct_a, correct_b, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> PairedVideos:
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired outcomes must be two 1-D arrays of one length, got shapes {a.shape} and {b.shape}")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
+    # The accuracy difference is the mean of the per-video differences, so bootstrapping those
+    # resamples videos jointly: each resample keeps both runs' outcomes on the same videos.
+    low, high = bootstrap_mean_ci(a.astype(float) - b.astype(float), n_resamples=n_resamples, seed=seed)
+    return PairedVideos(
+        videos=int(a.size),
+        accuracy_a=float(a.mean()),
+        accuracy_b=float(b.mean()),
+        difference=float(a.mean() - b.mean()),
+        ci_low=low,
+        ci_high=high,
+        only_a_right=only_a,
+        only_b_right=only_b,
+        p_value=float(mcnemar(table, exact=True).pvalue),
+    )
+
+
+@dataclass(frozen=True)
+class PairedRuns:
+    """Setting A against setting B over matched runs (splits or seeds): one accuracy pair per run."""
+
+    runs: int
+    mean_difference: float
+    std_difference: float  # NaN for a single pair
+    ci_low: float  # t interval of the mean difference; NaN when it cannot be computed
+    ci_high: float
+    p_value: float  # paired t-test; NaN for one pair or when every difference is the same
+
+    @property
+    def differences_all_equal(self) -> bool:
+        return self.runs >= 2 and self.std_difference == 0.0
+
+    @property
+    def enough_runs(self) -> bool:
+        return self.runs >= MIN_RUNS_TO_CONCLUDE
+
+
+def compare_over_runs(accuracies_a, accuracies_b) -> PairedRuns:
+    a = np.asarray(accuracies_a, dtype=float)
+    b = np.asarray(accuracies_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"matched accuracies must be two non-empty 1-D arrays of one length, got {a.shape}, {b.shape}")
+    differences = a - b
+    nan = float("nan")
+    if differences.size == 1:
+        return PairedRuns(1, float(differences[0]), nan, nan, nan, nan)
+    # Accuracies are ratios of small integers, so equal differences can differ in the last bits;
+    # a t-test on that rounding noise would report a meaningless p near 0.
+    std = float(np.std(differences, ddof=1))
+    if np.ptp(differences) < 1e-9:
+        return PairedRuns(int(differences.size), float(differences.mean()), 0.0, nan, nan, nan)
+    test = stats.ttest_rel(a, b)
+    interval = test.confidence_interval(confidence_level=CONFIDENCE)
+    return PairedRuns(
+        runs=int(differences.size),
+        mean_difference=float(differences.mean()),
+        std_difference=std,
+        ci_low=float(interval.low),
+        ci_high=float(interval.high),
+        p_value=float(test.pvalue),
+    )
+
+
+def holm_adjusted(p_values) -> list[float]:
+    """Holm's step-down adjustment over one family of comparisons; NaN stays NaN and is not counted."""
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p_values.shape, np.nan)
+    tested = ~np.isnan(p_values)
+    if tested.any():
+        adjusted[tested] = multipletests(p_values[tested], alpha=ALPHA, method="holm")[1]
+    return adjusted.tolist()
+
+
+def significance(p_value: float) -> str:
+    return f"significant at {ALPHA:g}" if p_value < ALPHA else f"not significant at {ALPHA:g}"
+
+
+def format_p(p_value: float) -> str:
+    if p_value < 0.001:
+        return "p < 0.001"
+    if p_value >= 0.995:
+        return "p = 1"
+    if p_value >= 0.1:
+        return f"p = {p_value:.2f}"
+    text = f"{p_value:.2g}"
+    # 0.0496 must not print as "0.05" beside "significant at 0.05"
+    return f"p = {p_value:.3g}" if float(text) == ALPHA else f"p = {text}"
