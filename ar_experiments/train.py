@@ -56,14 +56,20 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
+
+    if processes := ranks_to_start(cfg.trainer):
+        return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
+
     from .callbacks import TrainingThroughput
     from .loggers import build_loggers
     from .module import VideoClassifier
+    from .parallel import limit_threads
     from .run_record import redact_secrets, write_results
 
     run_dir = Path(cfg.paths.output_dir)
@@ -71,6 +77,7 @@ def train(cfg: DictConfig) -> float:
     record = base_record(cfg)
     started = time.perf_counter()
     try:
+        limit_threads(cfg)
         pl.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         class_names = datamodule.classes  # reads and checks the split files before any model is built
@@ -83,7 +90,7 @@ def train(cfg: DictConfig) -> float:
         record["params"] = sum(p.numel() for p in module.net.parameters())
         throughput = TrainingThroughput()
         resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
-        loggers = build_loggers(cfg.get("logger"), resolved, group=_sweep_group(cfg))
+        loggers = build_loggers(cfg.get("logger"), resolved, group=wandb_group or _sweep_group(cfg))
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput], logger=loggers or False
         )
@@ -112,10 +119,12 @@ def train(cfg: DictConfig) -> float:
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
         record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed", error=f"{type(err).__name__}: {err}")
+        log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
         raise
     finally:
         record["wall_seconds"] = time.perf_counter() - started
-        write_results(run_dir, record)
+        if is_global_zero():
+            write_results(run_dir, record)
         _finish_wandb()
 
 
