@@ -23,7 +23,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def _local_devices(accelerator: str, devices: Any) -> int:
     import torch
     from pytorch_lightning.accelerators import CPUAccelerator, CUDAAccelerator
 
+    if isinstance(devices, ListConfig):
+        devices = list(devices)
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         if devices == "auto":
             devices = CUDAAccelerator.auto_device_count()

@@ -1,4 +1,4 @@
-"""CPU share of one job when several run at once on a machine (hydra/launcher=joblib)."""
+"""CPU share of one job when several run at once (hydra/launcher=joblib, submitit)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def parallel_jobs(n_jobs: int, cores: int) -> int:
 
 
 def threads_per_job() -> int | None:
-    """Cores divided among the jobs the launcher runs at once; None (PyTorch's default) for one job at a time.
+    """The CPU share of one job: the launcher's cpus_per_task (submitit), else the cores divided
+    among the jobs joblib runs at once; None (PyTorch's default) for one job at a time.
 
     Without it every parallel job starts as many threads as the machine has
     cores, and N jobs fight over the cores N times over.
@@ -25,7 +26,10 @@ def threads_per_job() -> int | None:
 
     if not HydraConfig.initialized():
         return None
-    n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    launcher = HydraConfig.get().launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
     if n_jobs is None:
         return None
     cores = os.cpu_count() or 1

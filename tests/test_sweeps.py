@@ -173,6 +173,20 @@ def test_optuna_config_stores_the_study_in_its_sweep_folder(tmp_path):
     assert sweeper.params.optimizer == "choice(adamw, sgd, asgd)"
 
 
+def test_slurm_launcher_runs_one_task_per_gpu(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from .conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"], return_hydra_config=True
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == 4 and launcher.cpus_per_task == 8 and launcher.timeout_min == 720
+
+
 def test_momentum_is_sampled_only_for_sgd_trials():
     import optuna
     from omegaconf import OmegaConf
@@ -320,7 +334,7 @@ def test_cpu_ddp_trains_each_video_once_and_tests_like_one_process(tiny_dataset,
 
     from ar_experiments.module import VideoClassifier
 
-    run = tmp_path / "run"
+    sweep = tmp_path / "sweep"
     # whole epochs and test sets; a tiny lr keeps the checkpoint near its random init, whose predictions
     # differ between videos (a collapsed one-class model would score the same however the set was split)
     shared = shrunk(
@@ -331,8 +345,10 @@ def test_cpu_ddp_trains_each_video_once_and_tests_like_one_process(tiny_dataset,
         "test.temporal_views=2",
         "optimizer.lr=1e-6",
     )
-    result = run_train(["trainer=ddp_cpu", f"hydra.run.dir={run}", *shared])
+    # inside a multirun: the case where Lightning's own start of the ranks (re-running the command) breaks
+    result = run_train(["-m", "trainer=ddp_cpu", f"hydra.sweep.dir={sweep}", *shared])
     assert result.returncode == 0, result.stderr[-3000:]
+    run = sweep / "0-x3d_xs-4f-split1"
     record = results(run)
     assert record["status"] == "completed" and record["world_size"] == 2
 
