@@ -6,6 +6,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .parallel import threads_per_job
+
 
 def project_root() -> str:
     """The repository folder (the one holding conf/), else the current folder."""
@@ -23,7 +25,7 @@ def stride_for(frames: int, strides) -> int:
     )
 
 
-RESOLVERS = {"ar.project_root": project_root, "ar.stride": stride_for}
+RESOLVERS = {"ar.project_root": project_root, "ar.stride": stride_for, "ar.threads_per_job": threads_per_job}
 
 
 def register_resolvers() -> None:

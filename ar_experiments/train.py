@@ -59,12 +59,18 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1."""
     from hydra.utils import instantiate
 
+    from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
+
+    if processes := ranks_to_start(cfg.trainer):
+        return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
+
     from .loggers import build_loggers
     from .models.weights import find_pretrained, load_pretrained
+    from .parallel import limit_threads
     from .redaction import redact_secrets
     from .run_record import write_results
     from .safe_load import explain_unsafe_checkpoint
@@ -81,6 +87,7 @@ def train(cfg: DictConfig) -> float:
         from .callbacks import TrainingThroughput
         from .module import VideoClassifier
 
+        limit_threads(cfg)
         pl.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         class_names = datamodule.classes  # reads and checks the split files before any model is built
@@ -96,7 +103,7 @@ def train(cfg: DictConfig) -> float:
             record.update(load_pretrained(module.net, weights).as_record())
         record["params"] = sum(p.numel() for p in module.net.parameters())
         throughput = TrainingThroughput()
-        loggers = build_loggers(cfg.get("logger"), resolved, group=_sweep_group(cfg))
+        loggers = build_loggers(cfg.get("logger"), resolved, group=wandb_group or _sweep_group(cfg))
         trainer: pl.Trainer = instantiate(
             cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput], logger=loggers or False
         )
@@ -126,10 +133,12 @@ def train(cfg: DictConfig) -> float:
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
         record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed", error=f"{type(err).__name__}: {err}")
+        log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
         raise
     finally:
         record["wall_seconds"] = time.perf_counter() - started
-        write_results(run_dir, record)
+        if is_global_zero():
+            write_results(run_dir, record)
         _finish_wandb()
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from pathlib import Path
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from .dataset import EpochSeededRandomSampler, EpochTaggedSampler, ShardSampler, VideoClipDataset
+from .sharded_batches import EvenShardBatchSampler
 from .splits import SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .transforms import ClipTransform
@@ -72,6 +74,9 @@ class VideoDataModule(pl.LightningDataModule):
             "pin_memory": pin_memory,
             "persistent_workers": persistent_workers and num_workers > 0,
             **({"prefetch_factor": prefetch_factor} if prefetch_factor and num_workers > 0 else {}),
+            # the platform's default start method, named: inside a joblib (loky) worker process
+            # the implicit default is loky's, which cannot start DataLoader workers
+            **({"multiprocessing_context": multiprocessing.get_all_start_methods()[0]} if num_workers > 0 else {}),
         }
         self.index: SplitIndex | None = None
 
@@ -146,12 +151,11 @@ class VideoDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        base = (
-            EpochSeededRandomSampler(len(self.train_set), self.seed)
-            if world == 1
-            else _distributed_train_sampler(len(self.train_set), rank, world, self.seed)
-        )
-        return self._loader(self.train_set, EpochTaggedSampler(base))
+        if world == 1:
+            shuffled = EpochSeededRandomSampler(len(self.train_set), self.seed)
+            return self._loader(self.train_set, EpochTaggedSampler(shuffled))
+        batches = EvenShardBatchSampler(len(self.train_set), self.batch_size, rank, world, self.seed)
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.num_workers, **self.loader_options)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, ShardSampler(len(self.val_set), *self._rank()))
@@ -168,10 +172,4 @@ class VideoDataModule(pl.LightningDataModule):
             batch_size=max(1, self.batch_size // self.spatial_crops),
         )
         return [single, views]
-
-
-def _distributed_train_sampler(size: int, rank: int, world: int, seed: int):
-    from torch.utils.data import DistributedSampler
-
-    return DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
 

@@ -1,0 +1,49 @@
+"""CPU share of one job when several run at once (hydra/launcher=joblib, submitit)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def parallel_jobs(n_jobs: int, cores: int) -> int:
+    """How many jobs joblib runs at once for its `n_jobs` (-1: one per core, -2: all cores but one, ...)."""
+    return max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)
+
+
+def threads_per_job() -> int | None:
+    """The CPU share of one job: the launcher's cpus_per_task (submitit), else the cores divided
+    among the jobs joblib runs at once; None (PyTorch's default) for one job at a time.
+
+    Without it every parallel job starts as many threads as the machine has
+    cores, and N jobs fight over the cores N times over.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
+    if n_jobs is None:
+        return None
+    cores = os.cpu_count() or 1
+    return max(1, cores // parallel_jobs(int(n_jobs), cores))
+
+
+def limit_threads(cfg: DictConfig) -> None:
+    """Apply `threads_per_job`: PyTorch's CPU threads, and at most as many data loader workers."""
+    threads = cfg.get("threads_per_job")
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(int(threads))
+    if cfg.data.get("num_workers", 0) > threads:
+        cfg.data.num_workers = int(threads)
+    log.info("threads_per_job=%d: %d PyTorch threads, data.num_workers=%d", threads, threads, cfg.data.num_workers)

@@ -1,0 +1,40 @@
+"""A grid sweeper whose sweeps survive failed jobs."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import II
+
+from ar_experiments.sweep_failures import FailureCollector
+
+
+class AllJobsSweeper(BasicSweeper):
+    """Hydra's BasicSweeper; a failed job is reported at the end instead of ending the sweep.
+
+    fail_fast=True runs one job per batch and stops at the first failure, as
+    Hydra's own sweeper does with max_batch_size=1.
+    """
+
+    def __init__(self, max_batch_size: int | None = None, params: dict | None = None, fail_fast: bool = False):
+        super().__init__(max_batch_size=1 if fail_fast and max_batch_size is None else max_batch_size, params=params)
+        self.fail_fast = fail_fast
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = FailureCollector(self.launcher, fail_fast=self.fail_fast)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        returns = super().sweep(arguments)
+        self.launcher.raise_if_failed()
+        return returns
+
+
+@dataclass
+class AllJobsSweeperConf(BasicSweeperConf):
+    _target_: str = "hydra_plugins.ar_experiments_sweepers.all_jobs.AllJobsSweeper"
+    fail_fast: bool = II("sweep.fail_fast")  # the training config's switch (conf/train.yaml)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="all_jobs", node=AllJobsSweeperConf, provider="ar_experiments")

@@ -1,0 +1,36 @@
+"""The `optuna_study` sweeper: hydra-optuna-sweeper that continues its stored study."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.plugins.sweeper import Sweeper
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+from omegaconf import II
+
+
+class OptunaStudySweeper(Sweeper):
+    """Thin plugin front; the work is in ar_experiments.optuna_study (imported only when a search runs,
+    so optuna's import cost is not paid by every command)."""
+
+    def __init__(self, **settings: Any):
+        from ar_experiments.optuna_study import ContinuingStudySweeper
+
+        self.sweeper = ContinuingStudySweeper(**settings)
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> None:
+        return self.sweeper.sweep(arguments)
+
+
+@dataclass
+class OptunaStudySweeperConf(OptunaSweeperConf):
+    _target_: str = "hydra_plugins.ar_experiments_sweepers.optuna_study.OptunaStudySweeper"
+    fail_fast: bool = II("sweep.fail_fast")  # the training config's switch (conf/train.yaml)
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna_study", node=OptunaStudySweeperConf, provider="ar_experiments"
+)
