@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic data, then its report
-	$(PY) -m ar_experiments.train -m experiment=grid
-	$(PY) -m ar_experiments.report --latest
+	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
+	$(PY) -m ar_experiments.report --latest; exit $$status
 
 test: $(STAMP)  ## the whole suite, slow tests included
 	$(PY) -m pytest
