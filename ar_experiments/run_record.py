@@ -16,6 +16,7 @@ PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "pytorc
 
 def git_state(folder: Path) -> dict[str, Any]:
     """The commit of the code that ran and whether the tree had uncommitted changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10).stdout.strip()
 

@@ -33,9 +33,7 @@ class DatasetIndexError(ValueError):
         self.problems = problems
         shown = problems[:20]
         more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        super().__init__(
-            f"{len(problems)} problem(s) in the dataset index:\n  " + "\n  ".join(shown) + more
-        )
+        super().__init__(f"{len(problems)} problem(s) in the dataset index:\n  " + "\n  ".join(shown) + more)
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -111,8 +109,7 @@ def read_split_file(
         if labelled and len(parts) == 2:
             if not parts[1].isdigit() or int(parts[1]) - 1 != label:
                 problems.append(
-                    f"{where}: label {parts[1]!r} does not match class {class_name!r} "
-                    f"(classInd says {label + 1})"
+                    f"{where}: label {parts[1]!r} does not match class {class_name!r} (classInd says {label + 1})"
                 )
                 continue
         try:
@@ -145,7 +142,9 @@ class SplitIndex:
     test: list[VideoRecord]
 
 
-def load_split(root: Path, split: int, videos_subdir: str = "UCF-101", lists_subdir: str = "ucfTrainTestlist") -> SplitIndex:
+def load_split(
+    root: Path, split: int, videos_subdir: str = "UCF-101", lists_subdir: str = "ucfTrainTestlist"
+) -> SplitIndex:
     """Read and check split `split` (1, 2 or 3); all problems are reported together."""
     root = Path(root).expanduser()
     if not root.is_dir():

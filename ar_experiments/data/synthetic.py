@@ -161,7 +161,9 @@ def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
 def _split_test_groups(rng: np.random.Generator) -> list[set[int]]:
     """Three different partitions: each split tests on its own 7 groups of 25."""
     order = rng.permutation(np.arange(1, GROUPS_PER_CLASS + 1))
-    return [set(order[k * TEST_GROUPS_PER_SPLIT : (k + 1) * TEST_GROUPS_PER_SPLIT].tolist()) for k in range(SPLIT_COUNT)]
+    return [
+        set(order[k * TEST_GROUPS_PER_SPLIT : (k + 1) * TEST_GROUPS_PER_SPLIT].tolist()) for k in range(SPLIT_COUNT)
+    ]
 
 
 def _write_split_files(root: Path, spec: SyntheticSpec, videos: list[tuple[str, int, str]], test_groups) -> None:
