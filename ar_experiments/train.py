@@ -62,8 +62,11 @@ def train(cfg: DictConfig) -> float:
     from hydra.utils import instantiate
 
     from .callbacks import TrainingThroughput
+    from .evaluate import ViewSettings
     from .loggers import build_loggers
-    from .module import VideoClassifier
+    from .models import clip_gflops
+    from .module import VideoClassifier, network_args
+    from .run_artifacts import write_run_artifacts
     from .run_record import redact_secrets, write_results
 
     run_dir = Path(cfg.paths.output_dir)
@@ -79,8 +82,10 @@ def train(cfg: DictConfig) -> float:
             class_names=class_names,
             optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
             scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
+            view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
         )
         record["params"] = sum(p.numel() for p in module.net.parameters())
+        record["gflops"] = clip_gflops(num_classes=len(class_names), **network_args(module.hparams.model))
         throughput = TrainingThroughput()
         resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
         loggers = build_loggers(cfg.get("logger"), resolved, group=_sweep_group(cfg))
@@ -109,6 +114,8 @@ def train(cfg: DictConfig) -> float:
             world_size=trainer.world_size,
             skipped_videos=len(module.skipped_videos),
         )
+        if trainer.is_global_zero:
+            write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
         record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed", error=f"{type(err).__name__}: {err}")
