@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import torch
 import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How a test video becomes model input: clip sampling, scaling and the views averaged.
+
+    Checkpoints keep these (`VideoClassifier`'s `view_settings`), so `predict`
+    prepares a video exactly as the run's test did.
+    """
+
+    frames: int
+    stride: int
+    short_side: int
+    crop_size: int
+    temporal_views: int = 1
+    spatial_crops: int = 1
+
+    @classmethod
+    def from_data_config(cls, data: Any) -> ViewSettings:
+        """From a run's `data` config (a DictConfig or dict with the datamodule's arguments)."""
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def views(self) -> int:
+        return self.temporal_views * self.spatial_crops
 
 
 class VideoLevelAccumulator:

@@ -17,9 +17,15 @@ from .models import build_model
 BUILD_KEYS = ("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last")
 
 
+def network_args(model: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a model config that `build_model` takes."""
+    return {k: v for k, v in model.items() if k in BUILD_KEYS}
+
+
 class VideoClassifier(pl.LightningModule):
     """Everything needed to rebuild the network is in the hyperparameters, so a
-    checkpoint alone (with its class names) is enough for `predict`."""
+    checkpoint alone (with its class names and `view_settings`, see
+    evaluate.ViewSettings) is enough for `predict`."""
 
     def __init__(
         self,
@@ -27,11 +33,11 @@ class VideoClassifier(pl.LightningModule):
         class_names: list[str],
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        view_settings: dict[str, int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        build_args = {k: v for k, v in model.items() if k in BUILD_KEYS}
-        self.net = build_model(num_classes=len(class_names), **build_args)
+        self.net = build_model(num_classes=len(class_names), **network_args(model))
         if model.get("freeze_backbone"):
             self.net.freeze_backbone()
         num_classes = len(class_names)
@@ -42,7 +48,10 @@ class VideoClassifier(pl.LightningModule):
         self.test_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.test_mean_class = MulticlassAccuracy(num_classes, top_k=1, average="macro")
         self.skipped_videos: set[str] = set()  # unreadable videos replaced during this run
+        self.single_view = VideoLevelAccumulator()
         self.multiview = VideoLevelAccumulator()
+        # per test video, set when testing ends: multi-view when it ran, else the central view
+        self.test_predictions = VideoLevelAccumulator()
 
     @property
     def class_names(self) -> list[str]:
@@ -76,6 +85,7 @@ class VideoClassifier(pl.LightningModule):
         return batch
 
     def on_test_epoch_start(self) -> None:
+        self.single_view = VideoLevelAccumulator()
         self.multiview = VideoLevelAccumulator()
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -87,6 +97,7 @@ class VideoClassifier(pl.LightningModule):
         self.test_top1(logits, labels)
         self.test_top5(logits, labels)
         self.test_mean_class(logits, labels)
+        self.single_view.update(batch["index"], logits.softmax(1), labels)
         self.log("test/top1", self.test_top1, add_dataloader_idx=False)
         self.log("test/top5", self.test_top5, add_dataloader_idx=False)
         self.log("test/mean_class_acc", self.test_mean_class, add_dataloader_idx=False)
@@ -98,13 +109,14 @@ class VideoClassifier(pl.LightningModule):
         self.multiview.update(batch["index"], probabilities, batch["label"], views_per_item=crops)
 
     def on_test_epoch_end(self) -> None:
-        merged = self.multiview.merged()
+        single_view, merged = self.single_view.merged(), self.multiview.merged()
         _, probabilities, labels = merged.predictions()
         if len(labels):
             summary = accuracy_summary(probabilities, labels, len(self.class_names))
             self.log("test/top1_multiview", summary["top1"], rank_zero_only=True)
             self.log("test/top5_multiview", summary["top5"], rank_zero_only=True)
             self.log("test/mean_class_acc_multiview", summary["mean_class_acc"], rank_zero_only=True)
+        self.test_predictions = merged if len(labels) else single_view
 
     def configure_optimizers(self):
         optimizer_settings = dict(self.hparams.optimizer)

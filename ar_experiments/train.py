@@ -68,6 +68,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     if processes := ranks_to_start(cfg.trainer):
         return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
 
+    from .evaluate import ViewSettings
     from .loggers import build_loggers
     from .models.weights import find_pretrained, load_pretrained
     from .parallel import limit_threads
@@ -85,7 +86,9 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         import pytorch_lightning as pl
 
         from .callbacks import TrainingThroughput
-        from .module import VideoClassifier
+        from .models import clip_gflops
+        from .module import VideoClassifier, network_args
+        from .run_artifacts import write_run_artifacts
 
         limit_threads(cfg)
         pl.seed_everything(cfg.seed, workers=True)
@@ -98,10 +101,12 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
             class_names=class_names,
             optimizer=resolved["optimizer"],
             scheduler=resolved["scheduler"],
+            view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
         )
         if weights is not None:
             record.update(load_pretrained(module.net, weights).as_record())
         record["params"] = sum(p.numel() for p in module.net.parameters())
+        record["gflops"] = clip_gflops(num_classes=len(class_names), **network_args(module.hparams.model))
         throughput = TrainingThroughput()
         loggers = build_loggers(cfg.get("logger"), resolved, group=wandb_group or _sweep_group(cfg))
         trainer: pl.Trainer = instantiate(
@@ -130,6 +135,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
             world_size=trainer.world_size,
             skipped_videos=len(module.skipped_videos),
         )
+        if trainer.is_global_zero:
+            write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
         record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed", error=f"{type(err).__name__}: {err}")

@@ -50,3 +50,14 @@ def test_bad_model_settings_name_the_key(kwargs, message):
     args = {"name": "x3d_m", "num_classes": 3, "frames": 8, "crop_size": 32, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         build_model(**args)
+
+
+def test_gflops_per_view_match_the_published_figures():
+    from ar_experiments.models import clip_gflops
+
+    # multiply-adds at the test crop of 256: X3D paper 6.2 for X3D-M (16 frames),
+    # pytorchvideo's model zoo 65.71 for SlowFast R50 8x8 (8 slow + 32 fast frames)
+    assert clip_gflops("x3d_m", num_classes=400, frames=16, crop_size=256) == pytest.approx(6.2, rel=0.05)
+    assert clip_gflops("slowfast", num_classes=400, frames=32, crop_size=256) == pytest.approx(65.71, rel=0.05)
+    # cost grows with the clip: twice the frames, about twice the FLOPs
+    assert clip_gflops("x3d_m", 3, 16, 32) == pytest.approx(2 * clip_gflops("x3d_m", 3, 8, 32), rel=0.1)

@@ -23,9 +23,24 @@ def count_frames(stream) -> int:
     """Frames in a video stream from its header, else from duration x rate."""
     if stream.frames:
         return int(stream.frames)
-    if stream.duration and stream.time_base and stream.average_rate:
-        return max(1, int(math.floor(float(stream.duration * stream.time_base * stream.average_rate))))
+    seconds = _stream_seconds(stream)
+    if seconds and stream.average_rate:
+        return max(1, int(math.floor(seconds * float(stream.average_rate))))
     return 0
+
+
+def _stream_seconds(stream) -> float | None:
+    """The stream's duration; Matroska and WebM leave it out of the header (a DURATION tag
+    holds it), and without either, the container's duration stands in."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    hours, _, rest = stream.metadata.get("DURATION", "").partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        container_microseconds = stream.container.duration
+        return container_microseconds / 1_000_000 if container_microseconds else None
 
 
 def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.ndarray:
