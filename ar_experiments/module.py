@@ -131,7 +131,10 @@ class VideoClassifier(pl.LightningModule):
         scheduler_cfg = dict(settings["scheduler"])
         if "total_steps" in scheduler_cfg and scheduler_cfg["total_steps"] is None:
             scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(scheduler_cfg)(optimizer)
+        per_group = {}
+        if "max_lr" in scheduler_cfg:  # one-cycle: each group peaks at its own lr (head_lr_mult holds)
+            per_group["max_lr"] = [group["lr"] for group in optimizer.param_groups]
+        scheduler = instantiate(scheduler_cfg)(optimizer, **per_group)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

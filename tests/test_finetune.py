@@ -10,7 +10,7 @@ OPTIMIZERS = ["asgd", "sgd", "adamw"]
 
 
 def classifier(compose_config, *overrides: str) -> VideoClassifier:
-    cfg = compose_config(["model=x3d_m", "frames=4", *overrides])
+    cfg = compose_config(["model=x3d_m", "frames=4", "scheduler=step", *overrides])
     return VideoClassifier(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         class_names=["a", "b", "c"],
@@ -35,6 +35,16 @@ def test_the_classifier_trains_at_lr_times_head_lr_mult(compose_config, optimize
     assert sum(len(group["params"]) for group in groups) == len(list(module.parameters()))
 
 
+def test_one_cycle_schedule_keeps_the_classifier_lr_multiple(compose_config):
+    module = classifier(compose_config, "scheduler=onecycle", "optimizer.head_lr_mult=10")
+    module.trainer = type("FitStub", (), {"estimated_stepping_batches": 100})()
+    configured = module.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    peak = [group["max_lr"] for group in optimizer.param_groups]
+    assert peak == pytest.approx([module.hparams.optimizer["lr"], 10 * module.hparams.optimizer["lr"]])
+    assert scheduler.total_steps == 100
+
+
 def test_every_optimizer_config_defaults_to_one_learning_rate(compose_config):
     for optimizer in OPTIMIZERS:
         module = classifier(compose_config, f"optimizer={optimizer}")
@@ -44,7 +54,7 @@ def test_every_optimizer_config_defaults_to_one_learning_rate(compose_config):
 
 def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics(compose_config):
     torch.manual_seed(0)
-    module = classifier(compose_config, "model.freeze_backbone=true", "optimizer=sgd")
+    module = classifier(compose_config, "model.freeze_backbone=true", "model.dropout=0.5", "optimizer=sgd")
     optimizer = optimizer_of(module)
     assert [len(group["params"]) for group in optimizer.param_groups] == [2]  # the classifier's weight and bias
     module.train()
