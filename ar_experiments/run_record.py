@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, atomic_write_text
 
 SECRET_KEY = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
 REDACTED = "<redacted>"
@@ -61,4 +61,11 @@ def write_results(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write results.json atomically; it is written last, so its presence means the run ended."""
     path = Path(run_dir) / "results.json"
     atomic_write_json(path, {k: clean_number(v) for k, v in record.items()})
+    return path
+
+
+def write_skipped_videos(run_dir: Path, videos: list[str]) -> Path:
+    """skipped_videos.txt: the unreadable videos that were replaced during the run, one per line."""
+    path = Path(run_dir) / "skipped_videos.txt"
+    atomic_write_text(path, "".join(f"{video}\n" for video in videos))
     return path

@@ -3,9 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from .conftest import REPO, tiny_overrides
 
@@ -55,12 +52,18 @@ def test_two_job_multirun_writes_results_and_separate_wandb_runs(tiny_dataset, c
 
 def test_wandb_run_is_named_grouped_and_tagged(tiny_dataset, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_train(["-m", "model=x3d_m", "frames=6", "split=2", f"hydra.sweep.dir={sweep}", *tiny_overrides(cache_dir)])
+    result = run_train(
+        ["-m", "model=x3d_m", "frames=6", "split=2", f"hydra.sweep.dir={sweep}", *tiny_overrides(cache_dir)]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     job = next(sweep.glob("0-*"))
     # the offline run file stores its protobuf records' strings verbatim
     records = next((job / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
     for expected in ("x3d_m-6f-split2", str(sweep), "split2", "6f", "x3d_m"):
+        assert expected.encode() in records, expected
+    # the provenance results.json records is in the W&B config too
+    provenance = json.loads((job / "results.json").read_text())
+    for expected in ("git_commit", provenance["git_commit"], "pytorch-lightning", provenance["versions"]["torch"]):
         assert expected.encode() in records, expected
 
 
