@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytorch_lightning as pl
@@ -9,7 +10,10 @@ import torch
 
 
 class TrainingThroughput(pl.Callback):
-    """Seconds spent in training epochs (validation excluded) and clips trained on."""
+    """Seconds spent in training epochs (validation excluded) and clips trained on.
+
+    Both totals travel in checkpoints, so a resumed run reports the whole run's throughput.
+    """
 
     def __init__(self):
         self.train_seconds = 0.0
@@ -38,24 +42,50 @@ class TrainingThroughput(pl.Callback):
         local = torch.tensor(float(self.clips), device=pl_module.device)
         self.clips = int(trainer.strategy.reduce(local, reduce_op="sum"))
 
+    def state_dict(self) -> dict:
+        return {"train_seconds": self.train_seconds, "clips": self.clips}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_seconds = state_dict.get("train_seconds", 0.0)
+        self.clips = state_dict.get("clips", 0)
+
     @property
     def clips_per_second(self) -> float:
         return self.clips / self.train_seconds if self.train_seconds else 0.0
 
 
-class FailOnNonFiniteLoss(pl.Callback):
-    """Ends the run with an error as soon as the training loss is NaN or infinite.
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
 
-    A diverged run would otherwise train on for hours and be reported as a poor
-    but valid result; failing makes it a failed job (and a failed Optuna trial).
-    Under DDP the ranks decide together, so none is left waiting for the others.
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Fails the run at the first NaN or infinite training loss, naming the step and the last finite loss.
+
+    Without it a diverged run trains on for hours with NaN weights and ends as
+    'completed' with chance accuracy.
     """
 
+    def __init__(self):
+        self.last_finite: tuple[int, float] | None = None  # (step, loss)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        diverged = loss is not None and not bool(torch.isfinite(loss).all())
-        if trainer.strategy.reduce_boolean_decision(diverged, all=False):
-            raise FloatingPointError(
-                f"the training loss is not finite at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                "lower optimizer.lr or set trainer.gradient_clip_val"
-            )
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        value = float(loss.detach())
+        step = trainer.global_step  # optimizer steps so far, this one included
+        # under DDP the ranks decide together, so none is left waiting for the others
+        if not trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
+            self.last_finite = (step, value)
+            return
+        before = (
+            f"the last finite loss was {self.last_finite[1]:.4g} at step {self.last_finite[0]}"
+            if self.last_finite
+            else "no earlier step had a finite loss"
+        )
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        where = f"training loss is {value}" if not math.isfinite(value) else "another rank's training loss is not finite"
+        raise NonFiniteLossError(
+            f"{where} at step {step} (epoch {trainer.current_epoch}, batch {batch_idx}); {before}. "
+            f"Lower optimizer.lr (the learning rate is now {lr:g}) or set trainer.gradient_clip_val=1.0"
+        )

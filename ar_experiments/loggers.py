@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import logging
+import warnings
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from .atomic import atomic_open
 from .redaction import is_secret_name, redacted_argv
 
 log = logging.getLogger(__name__)
@@ -62,3 +70,59 @@ def _start_wandb(instantiate, entry, config: dict[str, Any], group: str):
     except Exception as err:  # noqa: BLE001 - any W&B failure must leave the run alive
         log.warning("W&B could not start (%s: %s); this run continues with the other loggers", type(err).__name__, err)
         return None
+
+
+def _fail_safe(method):
+    """Run a W&B logger method; its first failure becomes one warning and switches the logger off."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self.failed:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - a lost connection or a full disk must not end training
+            self.failed = True
+            log.warning(
+                "W&B failed while logging (%s: %s); it is off for the rest of this run, the other loggers go on",
+                type(err).__name__,
+                err,
+            )
+            return None
+
+    return guarded
+
+
+class FailSafeWandbLogger(WandbLogger):
+    """A WandbLogger whose failures after the start (network gone, disk full, W&B service dead)
+    cost a warning and W&B's part of the logs, never the run."""
+
+    failed = False
+    log_hyperparams = _fail_safe(WandbLogger.log_hyperparams)
+    log_metrics = _fail_safe(WandbLogger.log_metrics)
+    after_save_checkpoint = _fail_safe(WandbLogger.after_save_checkpoint)
+    finalize = _fail_safe(WandbLogger.finalize)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """A CSVLogger that keeps the rows already in its metrics.csv.
+
+    Lightning's deletes the file when a logger starts in a folder that has
+    one; here that folder belongs to the same run, being resumed, so its
+    earlier epochs stay and new rows are appended (the header grows if new
+    metrics appear).
+    """
+
+    @property
+    def experiment(self):
+        if self._experiment is None and rank_zero_only.rank == 0:
+            metrics = Path(self.log_dir) / "metrics.csv"
+            earlier = metrics.read_bytes() if metrics.is_file() else b""
+            with warnings.catch_warnings():  # its "previous log files will be deleted" is not true here
+                warnings.filterwarnings("ignore", message="Experiment logs directory")
+                writer = super().experiment  # deletes metrics.csv
+            if earlier.strip():
+                with atomic_open(metrics, "wb") as handle:
+                    handle.write(earlier)
+                writer.metrics_keys = next(csv.reader(io.StringIO(earlier.decode("utf-8"))))
+        return super().experiment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
@@ -13,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from .evaluate import VideoLevelAccumulator, accuracy_summary
 from .models import build_model
 
+log = logging.getLogger(__name__)
 
 BUILD_KEYS = ("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last")
 
@@ -81,8 +83,18 @@ class VideoClassifier(pl.LightningModule):
         self.log("val/top5", self.val_top5, on_epoch=True)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        self.skipped_videos.update(path for path in batch.get("skipped", []) if path)
+        # here, in the main process, each unreadable video is reported once, however many workers met it
+        for path, reason in zip(batch.get("skipped", []), batch.get("skipped_reason", [])):
+            if path and path not in self.skipped_videos:
+                self.skipped_videos.add(path)
+                log.warning("unreadable video %s replaced by another of its split: %s", path, reason)
         return batch
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["skipped_videos"] = sorted(self.skipped_videos)  # a resumed run keeps counting them
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_videos.update(checkpoint.get("skipped_videos", []))
 
     def on_test_epoch_start(self) -> None:
         self.single_view = VideoLevelAccumulator()

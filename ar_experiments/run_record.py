@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, atomic_write_text
 from .redaction import redact_secrets
 
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "pytorchvideo", "hydra-core", "av", "wandb")
@@ -52,4 +52,11 @@ def write_results(run_dir: Path, record: dict[str, Any]) -> Path:
     so its presence means the run ended."""
     path = Path(run_dir) / "results.json"
     atomic_write_json(path, redact_secrets({k: clean_number(v) for k, v in record.items()}))
+    return path
+
+
+def write_skipped_videos(run_dir: Path, videos: list[str]) -> Path:
+    """skipped_videos.txt: the unreadable videos that were replaced during the run, one per line."""
+    path = Path(run_dir) / "skipped_videos.txt"
+    atomic_write_text(path, "".join(f"{video}\n" for video in videos))
     return path

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,18 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
 
 
-def _sweep_group(cfg: DictConfig) -> str:
-    """The W&B group: the sweep folder for a multirun, the run folder otherwise."""
+def _sweep_dir() -> str | None:
+    """The sweep folder when this job is part of a Hydra multirun."""
     from hydra.core.hydra_config import HydraConfig
 
-    if HydraConfig.initialized():
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode.name == "MULTIRUN":
-            return str(hydra_cfg.sweep.dir)
-    return str(cfg.paths.output_dir)
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        return str(HydraConfig.get().sweep.dir)
+    return None
+
+
+def _sweep_group(cfg: DictConfig) -> str:
+    """The W&B group: the sweep folder for a multirun, the run folder otherwise."""
+    return _sweep_dir() or str(cfg.paths.output_dir)
 
 
 def base_record(cfg: DictConfig) -> dict[str, Any]:
@@ -60,106 +64,168 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
-    """Fit, test with the best checkpoint, write results.json; return best val top-1."""
-    from hydra.utils import instantiate
+    """Fit, test with the best checkpoint, write results.json; return best val top-1.
 
+    The config is checked before any data is read and the split files before
+    any model is built. A job whose folder already holds a completed run is
+    skipped; one with a checkpoint resumes from it (see resume.py). Under
+    trainer=ddp/ddp_cpu this process starts the ranks (see distributed.py).
+    """
     from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
 
     if processes := ranks_to_start(cfg.trainer):
         return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
 
-    from .evaluate import ViewSettings
-    from .loggers import build_loggers
-    from .models.weights import find_pretrained, load_pretrained
-    from .parallel import limit_threads
+    from .config_checks import check_config
+    from .interruption import GracefulStop, RunInterrupted, is_interruption
     from .redaction import redact_secrets
-    from .run_record import write_results
-    from .safe_load import explain_unsafe_checkpoint
+    from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
+    from .run_record import write_results, write_skipped_videos
 
+    # redacted before anything is saved: the module's settings go into every checkpoint
+    resolved = redact_secrets(check_config(cfg))
     run_dir = Path(cfg.paths.output_dir)
+    overrides = job_overrides()
+    plan = plan_resume(cfg.get("resume", "auto"), run_dir, overrides)
+    if plan.completed is not None:
+        log.info("%s already holds this completed run (results.json); skipping it", run_dir)
+        best = plan.completed.get("best_val_acc")
+        return float(best) if best is not None else float("nan")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = base_record(cfg)
+    record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
     started = time.perf_counter()
+    stop = GracefulStop(run_dir / LAST_CHECKPOINT).install()
+    state: dict[str, Any] = {}  # what the fit built, for the record even when it fails
     try:
-        # before Lightning is imported (seconds on a busy CPU), so a missing weights file fails fast
-        weights = find_pretrained(cfg.model)
-        import pytorch_lightning as pl
-
-        from .callbacks import TrainingThroughput
-        from .models import clip_gflops
-        from .module import VideoClassifier, network_args
-        from .run_artifacts import write_run_artifacts
-
-        limit_threads(cfg)
-        pl.seed_everything(cfg.seed, workers=True)
-        datamodule = instantiate(cfg.data)
-        class_names = datamodule.classes  # reads and checks the split files before any model is built
-        # redacted before anything is saved: the module's settings go into every checkpoint
-        resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
-        module = VideoClassifier(
-            model=resolved["model"],
-            class_names=class_names,
-            optimizer=resolved["optimizer"],
-            scheduler=resolved["scheduler"],
-            view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
-        )
-        if weights is not None:
-            record.update(load_pretrained(module.net, weights).as_record())
-        record["params"] = sum(p.numel() for p in module.net.parameters())
-        record["gflops"] = clip_gflops(num_classes=len(class_names), **network_args(module.hparams.model))
-        throughput = TrainingThroughput()
-        loggers = build_loggers(cfg.get("logger"), resolved, group=wandb_group or _sweep_group(cfg))
-        trainer: pl.Trainer = instantiate(
-            cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput], logger=loggers or False
-        )
-        trainer.fit(module, datamodule=datamodule)
-        checkpoint = trainer.checkpoint_callback
-        best_path = checkpoint.best_model_path if checkpoint is not None else ""
-        with explain_unsafe_checkpoint(best_path):
-            trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
-        metrics = trainer.callback_metrics
-        best_val = checkpoint.best_model_score if checkpoint is not None and checkpoint.best_model_score is not None else metrics.get("val/top1")
-        record.update(
-            status="completed",
-            epochs=trainer.current_epoch,
-            best_val_acc=best_val,
-            test_top1=metrics.get("test/top1"),
-            test_top5=metrics.get("test/top5"),
-            test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
-            test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
-            test_mean_class_acc=metrics.get("test/mean_class_acc"),
-            test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
-            train_seconds=throughput.train_seconds,
-            train_clips_per_s=throughput.clips_per_second,
-            best_checkpoint=best_path,
-            world_size=trainer.world_size,
-            skipped_videos=len(module.skipped_videos),
-        )
-        if trainer.is_global_zero:
-            write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
+        _fit_and_test(cfg, resolved, record, state, plan.checkpoint, stop, wandb_group or _sweep_group(cfg))
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
-        record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed", error=f"{type(err).__name__}: {err}")
+        interrupted = is_interruption(err)
+        record.update(status="interrupted" if interrupted else "failed", error=_error_text(err))
         log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
+        if interrupted:
+            _log_how_to_resume(run_dir)
+            if not isinstance(err, RunInterrupted):  # Lightning's own stop exits with code 0 or 1
+                raise RunInterrupted(stop.signum or signal.SIGINT) from err
         raise
     finally:
-        record["wall_seconds"] = time.perf_counter() - started
+        stop.restore()
+        module = state.get("module")
+        skipped = sorted(module.skipped_videos) if module is not None else []
+        record.update(skipped_videos=len(skipped), wall_seconds=time.perf_counter() - started)
         if is_global_zero():
+            if skipped:
+                write_skipped_videos(run_dir, skipped)
             write_results(run_dir, record)
         _finish_wandb()
 
 
+def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) -> None:
+    """Build data, model, loggers and trainer; fit; test the best checkpoint; fill `record`."""
+    from hydra.utils import instantiate
+
+    from .evaluate import ViewSettings
+    from .loggers import build_loggers
+    from .models.weights import find_pretrained, load_pretrained
+    from .parallel import limit_threads
+    from .safe_load import explain_unsafe_checkpoint
+
+    # before Lightning is imported (seconds on a busy CPU), so a missing weights file fails fast
+    weights = find_pretrained(cfg.model)
+    import pytorch_lightning as pl
+
+    from .callbacks import TrainingThroughput
+    from .models import clip_gflops
+    from .module import VideoClassifier, network_args
+    from .run_artifacts import write_run_artifacts
+
+    limit_threads(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    class_names = datamodule.classes  # reads and checks the split files before any model is built
+    module = state["module"] = VideoClassifier(
+        model=resolved["model"],
+        class_names=class_names,
+        optimizer=resolved["optimizer"],
+        scheduler=resolved["scheduler"],
+        view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
+    )
+    if weights is not None:
+        record.update(load_pretrained(module.net, weights).as_record())
+    record["params"] = sum(p.numel() for p in module.net.parameters())
+    record["gflops"] = clip_gflops(num_classes=len(class_names), **network_args(module.hparams.model))
+    throughput = TrainingThroughput()
+    provenance = {key: record[key] for key in ("git_commit", "git_dirty", "versions")}
+    loggers = build_loggers(cfg.get("logger"), {**resolved, **provenance}, group=wandb_group)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput, stop], logger=loggers or False
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    stop.raise_if_requested()
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    with explain_unsafe_checkpoint(best_path):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+    metrics = trainer.callback_metrics
+    best_val = checkpoint.best_model_score if checkpoint is not None else None
+    record.update(
+        status="completed",
+        epochs=trainer.current_epoch,
+        best_val_acc=best_val if best_val is not None else metrics.get("val/top1"),
+        test_top1=metrics.get("test/top1"),
+        test_top5=metrics.get("test/top5"),
+        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
+        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
+        test_mean_class_acc=metrics.get("test/mean_class_acc"),
+        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
+        train_seconds=throughput.train_seconds,
+        train_clips_per_s=throughput.clips_per_second,
+        best_checkpoint=best_path,
+        world_size=trainer.world_size,
+    )
+    if trainer.is_global_zero:
+        write_run_artifacts(Path(cfg.paths.output_dir), module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
+
+
+def _error_text(err: BaseException) -> str:
+    """`Type: message`; for an error raised in a DataLoader worker, without the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:  # torch re-raises a worker's error with its traceback as the message
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]  # the traceback's last line: "module.Type: message"
+    return f"{type(err).__name__}: {text}"
+
+
+def _log_how_to_resume(run_dir: Path) -> None:
+    sweep = _sweep_dir()
+    folder = f"hydra.sweep.dir={sweep}" if sweep else f"hydra.run.dir={run_dir}"
+    log.warning("interrupted; to resume, re-run the same command with %s", folder)
+
+
 def _finish_wandb() -> None:
-    """Close this job's W&B run so the next multirun job starts its own."""
+    """Close this job's W&B run so the next multirun job starts its own; a W&B failure here is only a warning."""
     import sys
 
-    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-        sys.modules["wandb"].finish()
+    wandb = sys.modules.get("wandb")
+    if wandb is None or wandb.run is None:
+        return
+    try:
+        wandb.finish()
+    except Exception as err:  # noqa: BLE001 - the run's results are already written
+        log.warning("W&B could not finish its run (%s: %s); its local files are kept", type(err).__name__, err)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    from .config_checks import ConfigError
+    from .data.splits import DatasetIndexError
+
+    try:
+        return train(cfg)
+    except (ConfigError, DatasetIndexError) as err:
+        if _sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
+            raise
+        # the message names the key or file and the fix; a traceback would only bury it
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

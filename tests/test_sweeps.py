@@ -99,15 +99,31 @@ def test_train_starts_ddp_ranks_only_for_script_launched_ddp(compose_config, mon
 # --- failures -----------------------------------------------------------------------------------
 
 
-def test_nonfinite_training_loss_fails_the_run():
-    from ar_experiments.callbacks import FailOnNonFiniteLoss
-
-    trainer = SimpleNamespace(
-        strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, all: decision), current_epoch=2, global_step=7
+def _trainer_stub(any_rank_diverged=None):
+    """A trainer whose ranks' decision is this rank's own, or `any_rank_diverged` when given."""
+    decide = (lambda decision, all: decision) if any_rank_diverged is None else (lambda decision, all: any_rank_diverged)
+    return SimpleNamespace(
+        strategy=SimpleNamespace(reduce_boolean_decision=decide),
+        current_epoch=2,
+        global_step=7,
+        optimizers=[SimpleNamespace(param_groups=[{"lr": 0.5}])],
     )
-    FailOnNonFiniteLoss().on_train_batch_end(trainer, None, {"loss": torch.tensor(1.5)}, None, 0)
-    with pytest.raises(FloatingPointError, match="epoch 2, step 7.*optimizer.lr"):
-        FailOnNonFiniteLoss().on_train_batch_end(trainer, None, {"loss": torch.tensor(math.nan)}, None, 0)
+
+
+def test_nonfinite_training_loss_fails_the_run():
+    from ar_experiments.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+
+    callback = StopOnNonFiniteLoss()
+    callback.on_train_batch_end(_trainer_stub(), None, {"loss": torch.tensor(1.5)}, None, 0)
+    with pytest.raises(NonFiniteLossError, match="nan at step 7.*last finite loss was 1.5.*optimizer.lr"):
+        callback.on_train_batch_end(_trainer_stub(), None, {"loss": torch.tensor(math.nan)}, None, 1)
+
+
+def test_a_rank_with_a_finite_loss_stops_with_the_others():
+    from ar_experiments.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+
+    with pytest.raises(NonFiniteLossError, match="another rank"):
+        StopOnNonFiniteLoss().on_train_batch_end(_trainer_stub(True), None, {"loss": torch.tensor(1.5)}, None, 0)
 
 
 def _job_return(number: int, error: Exception | None):

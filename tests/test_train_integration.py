@@ -61,6 +61,10 @@ def test_wandb_run_is_named_grouped_and_tagged(tiny_dataset, cache_dir, tmp_path
     records = next((job / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
     for expected in ("x3d_m-6f-split2", str(sweep), "split2", "6f", "x3d_m"):
         assert expected.encode() in records, expected
+    # the provenance results.json records is in the W&B config too
+    provenance = json.loads((job / "results.json").read_text())
+    for expected in ("git_commit", provenance["git_commit"], "pytorch-lightning", provenance["versions"]["torch"]):
+        assert expected.encode() in records, expected
 
 
 def test_bad_override_fails_fast_with_the_valid_choices():

@@ -76,22 +76,42 @@ class VideoClipDataset(Dataset):
         return self.transform(frames, rng)
 
     def __getitem__(self, item):
+        """The clip of `item`, or of the next readable video of the split when it cannot be decoded.
+
+        A replacement keeps its own label. `skipped` names the unreadable video
+        and `skipped_reason` says why; the training module warns once per video
+        (workers are separate processes, so they cannot deduplicate).
+        """
         item, epoch = item if isinstance(item, tuple) else (item, 0)
         video, view = divmod(item, self.temporal_views)
         rng = np.random.default_rng((self.seed, epoch, video, view))
+        reason = ""
         for attempt in range(len(self.records)):
             candidate = (video + attempt) % len(self.records)
             try:
                 clip = self._load(candidate, view, rng)
             except VideoDecodeError as err:
                 if self.on_bad_video == "error":
-                    raise
-                log.warning("skipping unreadable video (replaced by the next one of the split): %s", err)
+                    raise VideoDecodeError(
+                        f"{err}; set data.on_bad_video=skip to train on without it, or list every unreadable "
+                        "video with `python -m ar_experiments.check_data` (same data settings)"
+                    ) from err
+                log.debug("unreadable video, trying the next one of the split: %s", err)
+                reason = reason or str(err)
                 continue
             record = self.records[candidate]
             skipped = self.records[video].path if candidate != video else ""
-            return {"video": clip, "label": record.label, "index": candidate, "view": view, "skipped": skipped}
-        raise VideoDecodeError(f"no video of this split could be decoded (last tried: {self.videos_dir})")
+            return {
+                "video": clip,
+                "label": record.label,
+                "index": candidate,
+                "view": view,
+                "skipped": skipped,
+                "skipped_reason": reason if skipped else "",
+            }
+        raise VideoDecodeError(
+            f"no video of this split could be decoded (the first: {reason}); is {self.videos_dir} the right folder?"
+        )
 
 
 class EpochTaggedSampler(Sampler):

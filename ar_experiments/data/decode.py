@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
+
+HEADER_SLACK = 2
+"""Frames a stream may end short of its header's count before it counts as truncated
+(some encoders count a frame or two they never write)."""
 
 
 class VideoDecodeError(RuntimeError):
@@ -43,25 +48,44 @@ def _stream_seconds(stream) -> float | None:
         return container_microseconds / 1_000_000 if container_microseconds else None
 
 
-def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of one clip.
-
-    `sample_indices(frame_count) -> indices` picks the frames once the header
-    says how many there are. Decoding stops after the last needed frame. When
-    the stream ends before the header's count, missing frames repeat the last
-    decoded one; a file that decodes to nothing raises VideoDecodeError.
-    """
+def _open_video(path: str):
+    """(container, first video stream); VideoDecodeError when there is none to read."""
     import av
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise VideoDecodeError(f"video file is empty (0 bytes): {path}")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as err:
         raise VideoDecodeError(f"cannot open video {path}: {err}") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(f"no video stream in {path}")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _truncation(path: str, decoded: int, total: int) -> str | None:
+    """The complaint about a stream that ends before its header's frame count, if it ends too early."""
+    if decoded >= total - HEADER_SLACK:
+        return None
+    return f"{path} decodes {decoded} of the {total} frames its header lists (truncated?)"
+
+
+def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of one clip.
+
+    `sample_indices(frame_count) -> indices` picks the frames once the header
+    says how many there are. Decoding stops after the last needed frame. A
+    stream that ends within HEADER_SLACK frames of the header's count repeats
+    its last frame; one that ends earlier, before a frame the clip needs, is
+    truncated: VideoDecodeError, as for a file that decodes to nothing.
+    """
+    import av
+
+    container, stream = _open_video(path)
     with container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"no video stream in {path}")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         total = count_frames(stream)
         indices = np.asarray(sample_indices(max(total, 1)))
         wanted = set(indices.tolist())
@@ -79,12 +103,37 @@ def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.
         except (av.FFmpegError, ValueError) as err:
             if last_frame is None:
                 raise VideoDecodeError(f"cannot decode {path}: {err}") from err
-        if last_frame is not None and last_number not in kept and last_number < last_needed:
-            # the stream ended early: the last decoded frame stands in for the rest
-            kept[last_number] = last_frame.to_ndarray(format="rgb24", width=width, height=height)
-    if not kept:
-        raise VideoDecodeError(f"no decodable frames in {path}")
+        if last_frame is None:
+            raise VideoDecodeError(f"no decodable frames in {path}")
+        if last_number < last_needed:
+            truncated = _truncation(path, last_number + 1, total)
+            if truncated:
+                raise VideoDecodeError(truncated)
+            if last_number not in kept:
+                # within the header's slack: the last decoded frame stands in for the rest
+                kept[last_number] = last_frame.to_ndarray(format="rgb24", width=width, height=height)
     return _fill_missing(kept, indices)
+
+
+def find_decode_problem(path: str) -> str | None:
+    """Why training could not use the video at `path` (None when it can): decodes every frame."""
+    import av
+
+    try:
+        container, stream = _open_video(path)
+    except VideoDecodeError as err:
+        return str(err)
+    with container:
+        total, decoded, failure = count_frames(stream), 0, ""
+        try:
+            for _ in container.decode(stream):
+                decoded += 1
+        except (av.FFmpegError, ValueError) as err:
+            failure = f" (decoding stops with: {err})"
+    if decoded == 0:
+        return f"no decodable frames in {path}{failure}"
+    truncated = _truncation(path, decoded, total)
+    return truncated + failure if truncated else None
 
 
 def _fill_missing(kept: dict[int, np.ndarray], indices: np.ndarray) -> np.ndarray:

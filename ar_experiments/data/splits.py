@@ -38,7 +38,12 @@ class DatasetIndexError(ValueError):
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their 1-based numbers; tolerates CRLF and a UTF-8 BOM."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetIndexError(
+            [f"{path.name}: not a text file ({err.reason} at byte {err.start}); restore the official split file"]
+        ) from None
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
@@ -95,7 +100,7 @@ def read_split_file(
             continue
         rel = parts[0].replace("\\", "/")
         if rel in seen:
-            problems.append(f"{where}: duplicate entry {rel!r} (first on line {seen[rel]})")
+            problems.append(f"{where}: duplicate entry {rel!r} (first on line {seen[rel]}); delete one of them")
             continue
         seen[rel] = number
         if rel.startswith("/") or ".." in rel.split("/") or re.match(r"^[A-Za-z]:", rel):
@@ -103,19 +108,23 @@ def read_split_file(
             continue
         class_name = rel.split("/")[0]
         if class_name.lower() not in by_name or "/" not in rel:
-            problems.append(f"{where}: unknown class {class_name!r} (not in classInd.txt)")
+            problems.append(
+                f"{where}: unknown class {class_name!r} (not in classInd.txt); "
+                "fix the entry's class folder or add the class to classInd.txt"
+            )
             continue
         label = by_name[class_name.lower()]
         if labelled and len(parts) == 2:
             if not parts[1].isdigit() or int(parts[1]) - 1 != label:
                 problems.append(
-                    f"{where}: label {parts[1]!r} does not match class {class_name!r} (classInd says {label + 1})"
+                    f"{where}: label {parts[1]!r} does not match class {class_name!r} "
+                    f"(classInd.txt says {label + 1}); fix the label or the class folder"
                 )
                 continue
         try:
             group = group_of(rel)
         except ValueError as err:
-            problems.append(f"{where}: {err}")
+            problems.append(f"{where}: {err}; UCF101 names videos <Class>/v_<Class>_gXX_cYY.avi")
             continue
         if check_files:
             full = videos_dir / rel
@@ -123,7 +132,9 @@ def read_split_file(
                 problems.append(f"{where}: video not found: {full}; {ROOT_HINT}")
                 continue
             if not full.resolve().is_relative_to(root):
-                problems.append(f"{where}: {rel!r} resolves outside data.root (a symlink pointing out?)")
+                problems.append(
+                    f"{where}: {rel!r} resolves outside data.root (a symlink pointing out?); copy the video in instead"
+                )
                 continue
         records.append(VideoRecord(rel, label, group))
     if not records and not problems:
@@ -145,13 +156,16 @@ class SplitIndex:
 def load_split(
     root: Path, split: int, videos_subdir: str = "UCF-101", lists_subdir: str = "ucfTrainTestlist"
 ) -> SplitIndex:
-    """Read and check split `split` (1, 2 or 3); all problems are reported together."""
+    """Read and check split `split` (1, 2 or 3); all problems, missing list files included, are reported together."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data.root does not exist: {root}; set data.root=/path/to/folder holding UCF-101/")
     lists = root / lists_subdir
     videos = root / videos_subdir
-    classes = read_class_index(lists / "classInd.txt")
+    try:
+        classes = read_class_index(lists / "classInd.txt")
+    except FileNotFoundError as err:
+        raise DatasetIndexError([str(err)]) from None
     problems: list[str] = []
     parts = {}
     for part, labelled in (("train", True), ("test", False)):
@@ -159,6 +173,8 @@ def load_split(
             parts[part] = read_split_file(lists / f"{part}list0{split}.txt", classes, videos, labelled)
         except DatasetIndexError as err:
             problems.extend(err.problems)
+        except FileNotFoundError as err:
+            problems.append(str(err))
     if problems:
         raise DatasetIndexError(problems)
     return SplitIndex(classes, parts["train"], parts["test"])
