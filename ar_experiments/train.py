@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 
@@ -160,7 +160,8 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput, stop], logger=loggers or False
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    with explain_unsafe_checkpoint(resume_from or ""):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     stop.raise_if_requested()
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
