@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ def train(cfg: DictConfig) -> float:
 
     from .callbacks import TrainingThroughput
     from .config_checks import check_config
-    from .interruption import GracefulStop, RunInterrupted, is_interruption
+    from .interruption import GracefulStop, as_interruption
     from .loggers import build_loggers
     from .module import VideoClassifier
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
@@ -109,7 +108,6 @@ def train(cfg: DictConfig) -> float:
             cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput, stop], logger=loggers or False
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint)
-        stop.raise_if_requested()
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if checkpoint is not None else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
@@ -132,12 +130,12 @@ def train(cfg: DictConfig) -> float:
         )
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
-        interrupted = is_interruption(err)
-        record.update(status="interrupted" if interrupted else "failed", error=_error_text(err))
+        interrupted = as_interruption(err, stop.signum)
+        record.update(status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err))
         if interrupted:
             _log_how_to_resume(run_dir)
-            if not isinstance(err, RunInterrupted):  # Lightning's own stop exits with code 0 or 1
-                raise RunInterrupted(stop.signum or signal.SIGINT) from err
+            if interrupted is not err:
+                raise interrupted from err
         raise
     finally:
         stop.restore()
