@@ -77,7 +77,6 @@ class GracefulStop(pl.Callback):
         self._pid = os.getpid()
 
     def install(self) -> GracefulStop:
-        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._request_stop) for signum in SIGNALS}
         return self
