@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
 
     from .config_checks import check_config
-    from .interruption import GracefulStop, RunInterrupted, is_interruption
+    from .interruption import GracefulStop, as_interruption
     from .redaction import redact_secrets
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import write_results, write_skipped_videos
@@ -100,13 +99,13 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         _fit_and_test(cfg, resolved, record, state, plan.checkpoint, stop, wandb_group or _sweep_group(cfg))
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
-        interrupted = is_interruption(err)
-        record.update(status="interrupted" if interrupted else "failed", error=_error_text(err))
+        interrupted = as_interruption(err, stop.signum)
+        record.update(status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err))
         log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
         if interrupted:
             _log_how_to_resume(run_dir)
-            if not isinstance(err, RunInterrupted):  # Lightning's own stop exits with code 0 or 1
-                raise RunInterrupted(stop.signum or signal.SIGINT) from err
+            if interrupted is not err:
+                raise interrupted from err
         raise
     finally:
         stop.restore()

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from ar_experiments.data.dataset import VideoClipDataset
@@ -76,6 +77,7 @@ def dataset_with_broken_training_videos(tiny_dataset, tmp_path):
     return root, broken
 
 
+@pytest.mark.slow
 def test_unreadable_training_videos_are_replaced_counted_and_each_named_once(
     compose_config, dataset_with_broken_training_videos, tmp_path, caplog
 ):
@@ -186,9 +188,9 @@ def run_train(args, env=None, **popen):
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
 
 
-def interrupt_when_first_checkpoint_exists(args, job_dir, signum) -> subprocess.CompletedProcess:
-    """Start a run, send `signum` once the first epoch's checkpoint is written, wait for it to end."""
-    log_file = job_dir.parent.parent / f"{signal.Signals(signum).name}.log"
+def sigterm_when_first_checkpoint_exists(args, job_dir) -> subprocess.CompletedProcess:
+    """Start a run, send SIGTERM once the first epoch's checkpoint is written (as a scheduler would), wait."""
+    log_file = job_dir.parent.parent / "sigterm.log"
     with open(log_file, "w") as log:
         process = run_train(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
@@ -196,7 +198,7 @@ def interrupt_when_first_checkpoint_exists(args, job_dir, signum) -> subprocess.
             assert process.poll() is None, log_file.read_text()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint after 300 s"
             time.sleep(0.1)
-        process.send_signal(signum)
+        process.send_signal(signal.SIGTERM)
         returncode = process.wait(timeout=300)
     return subprocess.CompletedProcess(args, returncode, log_file.read_text(), "")
 
@@ -218,7 +220,7 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes_then_skips(cach
     sweep = tmp_path / "sweep"
     job = sweep / "0-x3d_m-4f-split1"
     args = sweep_args(cache_dir, sweep)
-    stopped = interrupt_when_first_checkpoint_exists(args, job, signal.SIGTERM)
+    stopped = sigterm_when_first_checkpoint_exists(args, job)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stdout[-3000:]
     assert results(job)["status"] == "interrupted" and results(job)["error"] == "RunInterrupted: stopped by SIGTERM"
     assert f"re-run the same command with hydra.sweep.dir={sweep}" in stopped.stdout
@@ -238,14 +240,34 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes_then_skips(cach
     assert results(job) == record
 
 
+class CtrlCAtStep(pl.Callback):
+    """Presses Ctrl-C (SIGINT to this process) after training step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 @pytest.mark.slow
-def test_ctrl_c_ends_the_run_as_interrupted_with_a_checkpoint(cache_dir, tiny_dataset, tmp_path):
-    sweep = tmp_path / "sweep"
-    job = sweep / "0-x3d_m-4f-split1"
-    stopped = interrupt_when_first_checkpoint_exists(sweep_args(cache_dir, sweep), job, signal.SIGINT)
-    assert stopped.returncode == 128 + signal.SIGINT, stopped.stdout[-3000:]
-    assert results(job)["status"] == "interrupted" and results(job)["error"] == "RunInterrupted: stopped by SIGINT"
-    assert torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] >= 4
+def test_ctrl_c_mid_epoch_stops_after_the_batch_and_the_run_resumes_to_full_length(compose_config, cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [*synthetic_overrides(cache_dir, run_dir), "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+    ctrl_c = [f"+callbacks.ctrl_c._target_={__name__}.CtrlCAtStep", "+callbacks.ctrl_c.step=4"]
+    with pytest.raises(SystemExit) as stopped:  # no KeyboardInterrupt: the batch finishes, a checkpoint is saved
+        train_in_process(compose_config, [*overrides, *ctrl_c])
+    assert stopped.value.code == 128 + signal.SIGINT
+    assert (
+        results(run_dir)["status"] == "interrupted" and results(run_dir)["error"] == "RunInterrupted: stopped by SIGINT"
+    )
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4  # epoch 1, batch 1
+
+    train_in_process(compose_config, overrides)
+    record = results(run_dir)
+    assert record["status"] == "completed" and record["epochs"] == 2
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6  # 2 x 3 batches
 
 
 @pytest.mark.slow
