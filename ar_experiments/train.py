@@ -75,15 +75,21 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     if processes := ranks_to_start(cfg.trainer):
         return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
 
-    from .config_checks import check_config
+    from .config_checks import ConfigError, check_config
     from .interruption import GracefulStop, as_interruption
     from .redaction import redact_secrets
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import write_results, write_skipped_videos
 
-    # redacted before anything is saved: the module's settings go into every checkpoint
-    resolved = redact_secrets(check_config(cfg))
     run_dir = Path(cfg.paths.output_dir)
+    try:
+        # redacted before anything is saved: the module's settings go into every checkpoint
+        resolved = redact_secrets(check_config(cfg))
+    except ConfigError as err:
+        log.exception("%s failed: the config is invalid", _run_name(cfg))
+        if is_global_zero():  # a sweep's report lists this job as failed, with the reason
+            write_results(run_dir, {"status": "failed", "run_name": _run_name(cfg), "error": _error_text(err)})
+        raise
     overrides = job_overrides()
     plan = plan_resume(cfg.get("resume", "auto"), run_dir, overrides)
     if plan.completed is not None:
@@ -184,7 +190,16 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
         world_size=trainer.world_size,
     )
     if trainer.is_global_zero:
-        write_run_artifacts(Path(cfg.paths.output_dir), module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
+        run_dir = Path(cfg.paths.output_dir)
+        write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
+
+
+def _run_name(cfg: DictConfig) -> str | None:
+    """The run name, or None when the config is too broken to resolve it."""
+    try:
+        return str(cfg.run_name)
+    except Exception:  # noqa: BLE001 - any resolution error: the record is written without it
+        return None
 
 
 def _error_text(err: BaseException) -> str:

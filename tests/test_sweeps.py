@@ -246,7 +246,10 @@ def test_optuna_study_continues_when_the_same_command_runs_again(tiny_dataset, c
 
     study = optuna.load_study(study_name="x3d_xs-4f-split1", storage=f"sqlite:///{sweep}/optuna.db")
     assert [trial.number for trial in study.trials] == [0, 1, 2, 3, 4]
-    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
+    # a trial may diverge at a sampled lr and fail; none is left running or lost
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    assert all(trial.state in finished for trial in study.trials)
+    assert any(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
     assert all(trial.params["optimizer"] in ("adamw", "sgd", "asgd") for trial in study.trials)
     for trial in study.trials:
         assert ("optimizer.momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
@@ -278,7 +281,7 @@ def test_optuna_trial_that_raises_is_a_failed_trial_with_its_error(tiny_dataset,
     assert len(study.trials) == 2 and set(states) == {-1, 0.001}
     failed = states[-1]
     assert failed.state == optuna.trial.TrialState.FAIL
-    assert failed.user_attrs["error"] == "ValueError: Invalid learning rate: -1"
+    assert failed.user_attrs["error"] == LR_ERROR
     assert results(Path(failed.user_attrs["job_dir"]))["status"] == "failed"
     assert states[0.001].state == optuna.trial.TrialState.COMPLETE
 
@@ -318,16 +321,19 @@ def test_submitit_local_launcher_runs_a_sweep(tiny_dataset, cache_dir, tmp_path)
     assert all(results(job)["status"] == "completed" for job in jobs)
 
 
+LR_ERROR = "ConfigError: optimizer.lr=-1: the learning rate must be a finite number > 0"
+
+
 @pytest.mark.slow
 def test_sweep_with_a_failing_job_runs_the_others_and_exits_non_zero(tiny_dataset, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_train(["-m", "optimizer.lr=-1,0.001", f"hydra.sweep.dir={sweep}", *shrunk(cache_dir)])
     assert result.returncode != 0
     failed, completed = results(sweep / "0-x3d_xs-4f-split1"), results(sweep / "1-x3d_xs-4f-split1")
-    assert failed["status"] == "failed" and failed["error"] == "ValueError: Invalid learning rate: -1"
+    assert failed["status"] == "failed" and failed["error"] == LR_ERROR
     assert completed["status"] == "completed" and completed["test_top1"] is not None
     assert "1 of 2 jobs failed" in result.stderr
-    assert f"job 0 ({sweep / '0-x3d_xs-4f-split1'}): ValueError: Invalid learning rate: -1" in result.stderr
+    assert f"job 0 ({sweep / '0-x3d_xs-4f-split1'}): {LR_ERROR}" in result.stderr
     assert "Traceback" in (sweep / "0-x3d_xs-4f-split1" / "train.log").read_text()
 
 
