@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -58,18 +59,18 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
 
 def train(cfg: DictConfig) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1."""
+    started = time.perf_counter()  # before the imports: the first job of a process pays for them
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
     from .callbacks import TrainingThroughput
     from .loggers import build_loggers
     from .module import VideoClassifier
-    from .run_record import redact_secrets, write_results
+    from .run_record import peak_rss_mb, redact_secrets, write_results
 
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
-    started = time.perf_counter()
     try:
         pl.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
@@ -108,6 +109,7 @@ def train(cfg: DictConfig) -> float:
             best_checkpoint=best_path,
             world_size=trainer.world_size,
             skipped_videos=len(module.skipped_videos),
+            startup_s=throughput.first_step_at - started if throughput.first_step_at is not None else None,
         )
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
     except BaseException as err:
@@ -115,6 +117,7 @@ def train(cfg: DictConfig) -> float:
         raise
     finally:
         record["wall_seconds"] = time.perf_counter() - started
+        record["peak_rss_mb"] = peak_rss_mb()
         write_results(run_dir, record)
         _finish_wandb()
 
@@ -129,7 +132,11 @@ def _finish_wandb() -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    try:
+        return train(cfg)
+    finally:
+        # trainer, module and loaders reference each other: collect them now, before the next multirun job
+        gc.collect()
 
 
 if __name__ == "__main__":
