@@ -10,14 +10,15 @@ import torch
 
 
 class TrainingThroughput(pl.Callback):
-    """Seconds spent in training epochs (validation excluded) and clips trained on.
+    """Seconds spent in training epochs (validation excluded), clips trained on, and when the first step began.
 
-    Both totals travel in checkpoints, so a resumed run reports the whole run's throughput.
+    The totals travel in checkpoints, so a resumed run reports the whole run's throughput.
     """
 
     def __init__(self):
         self.train_seconds = 0.0
         self.clips = 0
+        self.first_step_at: float | None = None  # time.perf_counter() when the first batch was ready
         self._epoch_start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
@@ -27,6 +28,10 @@ class TrainingThroughput(pl.Callback):
         if self._epoch_start is not None:
             self.train_seconds += time.perf_counter() - self._epoch_start
             self._epoch_start = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.first_step_at is None:
+            self.first_step_at = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.clips += int(batch["label"].shape[0])

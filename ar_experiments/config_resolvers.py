@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,7 +26,18 @@ def stride_for(frames: int, strides) -> int:
     )
 
 
-RESOLVERS = {"ar.project_root": project_root, "ar.stride": stride_for, "ar.threads_per_job": threads_per_job}
+def loader_workers(cap: int = 16) -> int:
+    """DataLoader workers for this machine: one per usable core, less one for the training process (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cap, cores - 1))
+
+
+RESOLVERS = {
+    "ar.project_root": project_root,
+    "ar.stride": stride_for,
+    "ar.threads_per_job": threads_per_job,
+    "ar.loader_workers": loader_workers,
+}
 
 
 def register_resolvers() -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -70,6 +71,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     skipped; one with a checkpoint resumes from it (see resume.py). Under
     trainer=ddp/ddp_cpu this process starts the ranks (see distributed.py).
     """
+    started = time.perf_counter()  # before the imports: the first job of a process pays for them
     from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
 
     if processes := ranks_to_start(cfg.trainer):
@@ -79,7 +81,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     from .interruption import GracefulStop, as_interruption
     from .redaction import redact_secrets
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
-    from .run_record import write_results, write_skipped_videos
+    from .run_record import peak_rss_mb, write_results, write_skipped_videos
 
     run_dir = Path(cfg.paths.output_dir)
     try:
@@ -98,9 +100,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         return float(best) if best is not None else float("nan")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
-    started = time.perf_counter()
     stop = GracefulStop(run_dir / LAST_CHECKPOINT).install()
-    state: dict[str, Any] = {}  # what the fit built, for the record even when it fails
+    state: dict[str, Any] = {"started": started}  # what the fit built, for the record even when it fails
     try:
         _fit_and_test(cfg, resolved, record, state, plan.checkpoint, stop, wandb_group or _sweep_group(cfg))
         return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
@@ -117,7 +118,9 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         stop.restore()
         module = state.get("module")
         skipped = sorted(module.skipped_videos) if module is not None else []
-        record.update(skipped_videos=len(skipped), wall_seconds=time.perf_counter() - started)
+        record.update(
+            skipped_videos=len(skipped), wall_seconds=time.perf_counter() - started, peak_rss_mb=peak_rss_mb()
+        )
         if is_global_zero():
             if skipped:
                 write_skipped_videos(run_dir, skipped)
@@ -188,6 +191,7 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
         train_clips_per_s=throughput.clips_per_second,
         best_checkpoint=best_path,
         world_size=trainer.world_size,
+        startup_s=throughput.first_step_at - state["started"] if throughput.first_step_at is not None else None,
     )
     if trainer.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
@@ -241,6 +245,9 @@ def main(cfg: DictConfig) -> float:
             raise
         # the message names the key or file and the fix; a traceback would only bury it
         raise SystemExit(f"error: {err}") from None
+    finally:
+        # trainer, module and loaders reference each other: collect them now, before the next multirun job
+        gc.collect()
 
 
 if __name__ == "__main__":

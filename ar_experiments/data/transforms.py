@@ -37,11 +37,18 @@ SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
 
 
 def to_normalised_tensor(frames: np.ndarray, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
-    """uint8 (T, H, W, C) -> float32 (C, T, H, W), scaled to [0, 1] then normalised."""
-    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)
-    return clip.sub_(mean_t).div_(std_t)
+    """uint8 (T, H, W, C) -> float32 (C, T, H, W), scaled to [0, 1] then normalised.
+
+    Two passes over the clip: one transposing conversion to float, one fused
+    scale-and-shift ((x / 255 - mean) / std = x * scale + shift), each on
+    contiguous memory where the vectorised kernels apply.
+    """
+    if any(stride < 0 for stride in frames.strides):  # torch cannot view a flipped array
+        frames = np.ascontiguousarray(frames)
+    clip = torch.from_numpy(frames).permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+    return clip.mul_(1.0 / (255.0 * std_t)).add_(-mean_t / std_t)
 
 
 class ClipTransform:
