@@ -67,8 +67,8 @@ def table(figures: dict[str, list[Measurement]]) -> str:
                 (
                     name,
                     m.setting,
-                    f"{m.median:.2f}",
-                    f"{min(m.samples):.2f}-{max(m.samples):.2f}",
+                    f"{m.median:#.3g}",
+                    f"{min(m.samples):#.3g}-{max(m.samples):#.3g}",
                     f"{comparison} {goal:g}" if goal is not None else "",
                     "" if met is None else ("yes" if met else "NO"),
                 )
