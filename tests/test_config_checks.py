@@ -1,5 +1,6 @@
 """A wrong setting fails at once, in one line naming the key, its value and what it may be."""
 
+import json
 import subprocess
 import sys
 
@@ -52,7 +53,10 @@ def test_config_errors_stop_train_before_any_data_is_read(compose_config, tmp_pa
     cfg = compose_config([*tiny_overrides(cache, tmp_path / "run"), "data.crop_size=16"])
     with pytest.raises(ConfigError):
         train(cfg)
-    assert not cache.exists() and not (tmp_path / "run" / "results.json").exists()
+    assert not cache.exists()  # no data was read, let alone generated
+    # the job is still on record, so a sweep's report lists it as failed with the reason
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["status"] == "failed" and "data.crop_size=16" in record["error"]
 
 
 def test_the_command_line_shows_a_config_error_as_one_line_without_traceback(tmp_path):
