@@ -38,8 +38,8 @@ bench: $(STAMP)  ## throughput and overhead measurements, written to bench.json
 	$(PY) -m ar_experiments.bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ar_experiments tests
-	$(VENV)/bin/ruff format --check ar_experiments tests
+	$(VENV)/bin/ruff check ar_experiments tests hydra_plugins
+	$(VENV)/bin/ruff format --check ar_experiments tests hydra_plugins
 
 clean:  ## run outputs and caches; keeps .venv and the generated data (.cache)
 	rm -rf outputs multirun .pytest_cache .ruff_cache wandb

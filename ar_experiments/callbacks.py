@@ -89,7 +89,9 @@ class StopOnNonFiniteLoss(pl.Callback):
             else "no earlier step had a finite loss"
         )
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        where = f"training loss is {value}" if not math.isfinite(value) else "another rank's training loss is not finite"
+        where = (
+            f"training loss is {value}" if not math.isfinite(value) else "another rank's training loss is not finite"
+        )
         raise NonFiniteLossError(
             f"{where} at step {step} (epoch {trainer.current_epoch}, batch {batch_idx}); {before}. "
             f"Lower optimizer.lr (the learning rate is now {lr:g}) or set trainer.gradient_clip_val=1.0"

@@ -69,7 +69,9 @@ class VideoLevelAccumulator:
         total = VideoLevelAccumulator()
         for scores, views, labels in parts:
             for index, score in scores.items():
-                total.update(torch.tensor([index]), (score / views[index])[None], torch.tensor([labels[index]]), views[index])
+                total.update(
+                    torch.tensor([index]), (score / views[index])[None], torch.tensor([labels[index]]), views[index]
+                )
         return total
 
     def predictions(self) -> tuple[list[int], torch.Tensor, torch.Tensor]:

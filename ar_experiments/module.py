@@ -69,7 +69,9 @@ class VideoClassifier(pl.LightningModule):
         size = batch["label"].shape[0]
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         self.log("train/top1", accuracy, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
-        self.log("train/clips", float(size), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size, sync_dist=True)
+        self.log(
+            "train/clips", float(size), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size, sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):

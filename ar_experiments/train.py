@@ -1,7 +1,7 @@
 """Train, validate and test one configuration; a Hydra multirun of it is the experiment grid.
 
-    python -m ar_experiments.train model=slowfast frames=16 split=2
-    python -m ar_experiments.train -m model=x3d_m,slowfast frames=6,8,16
+python -m ar_experiments.train model=slowfast frames=16 split=2
+python -m ar_experiments.train -m model=x3d_m,slowfast frames=6,8,16
 """
 
 from __future__ import annotations

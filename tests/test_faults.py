@@ -37,7 +37,15 @@ def folder_overrides(root, run_dir):
     """A UCF101-layout folder (a broken copy of the tiny dataset) at the tiny dataset's sizes."""
     shrink = [o for o in tiny_overrides(root, run_dir) if not o.startswith(("paths.cache_dir", "data.synthetic"))]
     # from scratch: no Kinetics-400 weights file exists here
-    return [*shrink, *FAST, "data=ucf101", f"data.root={root}", "data.short_side=36", "data.crop_size=32", "model.pretrained=null"]
+    return [
+        *shrink,
+        *FAST,
+        "data=ucf101",
+        f"data.root={root}",
+        "data.short_side=36",
+        "data.crop_size=32",
+        "model.pretrained=null",
+    ]
 
 
 def results(run_dir):

@@ -101,7 +101,9 @@ def test_train_starts_ddp_ranks_only_for_script_launched_ddp(compose_config, mon
 
 def _trainer_stub(any_rank_diverged=None):
     """A trainer whose ranks' decision is this rank's own, or `any_rank_diverged` when given."""
-    decide = (lambda decision, all: decision) if any_rank_diverged is None else (lambda decision, all: any_rank_diverged)
+    decide = (
+        (lambda decision, all: decision) if any_rank_diverged is None else (lambda decision, all: any_rank_diverged)
+    )
     return SimpleNamespace(
         strategy=SimpleNamespace(reduce_boolean_decision=decide),
         current_epoch=2,

@@ -58,7 +58,9 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(f"split={split}; UCF101 has the official splits 1, 2 and 3")
         self.spec = SyntheticSpec.from_config(synthetic) if synthetic else None
         if self.spec is None and not root:
-            raise ValueError("data.root is not set; pass data.root=/path/to/folder holding UCF-101/ and ucfTrainTestlist/")
+            raise ValueError(
+                "data.root is not set; pass data.root=/path/to/folder holding UCF-101/ and ucfTrainTestlist/"
+            )
         self.root = dataset_root(cache_dir, self.spec) if self.spec else Path(root).expanduser()
         self.split = split
         self.frames, self.stride = frames, stride
@@ -130,8 +132,12 @@ class VideoDataModule(pl.LightningDataModule):
         )
         log.info(
             "split %d: %d train, %d val (%d groups per class held out), %d test videos, %d classes",
-            self.split, len(self.train_set), len(self.val_set), self.val_groups_per_class,
-            len(self.test_set), len(self.index.classes),
+            self.split,
+            len(self.train_set),
+            len(self.val_set),
+            self.val_groups_per_class,
+            len(self.test_set),
+            len(self.index.classes),
         )
 
     def _rank(self) -> tuple[int, int]:
@@ -172,4 +178,3 @@ class VideoDataModule(pl.LightningDataModule):
             batch_size=max(1, self.batch_size // self.spatial_crops),
         )
         return [single, views]
-
