@@ -47,6 +47,11 @@ def number(digits: int) -> Callable[[Any], str]:
     return lambda value: "" if value is None else f"{value:,.{digits}f}"
 
 
+def significant(value: Any) -> str:
+    """Three significant digits: a 32-pixel view costs 0.0216 GFLOPs, a 224-pixel one 4.73."""
+    return "" if value is None else f"{value:.3g}"
+
+
 def millions(value: Any) -> str:
     return "" if value is None else f"{value / 1e6:.2f}M"
 
@@ -75,7 +80,7 @@ RESULT_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("train s", "train_seconds", number(0)),
     ("clips/s", "train_clips_per_s", number(1)),
     ("params", "params", millions),
-    ("GFLOPs", "gflops", number(1)),
+    ("GFLOPs", "gflops", significant),
 ]
 
 
