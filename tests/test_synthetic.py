@@ -49,3 +49,29 @@ def test_unknown_keys_and_classes_are_named():
     with pytest.raises(ValueError, match="Jump"):
         SyntheticSpec.from_config({"classes": ["Jump"]})
     assert set(SyntheticSpec().classes) == set(MOTIONS)
+
+
+def test_jobs_starting_together_generate_the_dataset_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from ar_experiments.data import synthetic
+
+    calls = []
+
+    def slow_generate(root, spec):  # long enough that every job arrives while the first generates
+        calls.append(root)
+        time.sleep(0.3)
+        (root / "UCF-101").mkdir(parents=True)
+
+    monkeypatch.setattr(synthetic, "generate", slow_generate)
+    spec = SyntheticSpec.from_config(TINY_SYNTHETIC)
+    root = dataset_root(tmp_path, spec)
+    roots = []
+    jobs = [threading.Thread(target=lambda: roots.append(ensure_synthetic_dataset(root, spec))) for _ in range(3)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(calls) == 1 and roots == [root] * 3
+    assert (root / "spec.json").is_file() and not list(tmp_path.glob("*.tmp*"))

@@ -8,6 +8,7 @@ clips of one UCF101 group share an actor and a scene.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -211,13 +212,19 @@ def ensure_synthetic_dataset(root: Path, spec: SyntheticSpec) -> Path:
     """
     if (root / "spec.json").exists():
         return root
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log.info("Generating the synthetic dataset into %s (once; later runs reuse it)", root)
-    generate(tmp, spec)
-    (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process finished first
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel jobs of a sweep start together: one generates, the others wait for it.
+    with open(root.with_name(root.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "spec.json").exists():
+            return root
+        tmp = root.with_name(root.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        log.info("Generating the synthetic dataset into %s (once; later runs reuse it)", root)
+        generate(tmp, spec)
+        (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+        try:
+            os.replace(tmp, root)
+        except OSError:  # a process without the lock (another file system) finished first
+            shutil.rmtree(tmp, ignore_errors=True)
     return root
