@@ -17,7 +17,10 @@ from .conftest import REPO, tiny_overrides
         (["model.name=x3d_q"], "model.name='x3d_q' is not a model; choose model=<x3d_xs|x3d_s|x3d_m|x3d_l|slowfast>"),
         (["optimizer._target_=torch.optim.Adamm"], "optimizer._target_='torch.optim.Adamm' is not a torch optimizer"),
         (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: the learning rate must be a finite number > 0"),
-        (["scheduler.scheduler._target_=torch.nn.Linear"], "is not a learning-rate scheduler; choose scheduler=<"),
+        (
+            ["scheduler=step", "scheduler.scheduler._target_=torch.nn.Linear"],
+            "is not a learning-rate scheduler; choose scheduler=<",
+        ),
         (["frames=5"], "frames=5 has no sampling stride; choose one of [4, 6, 8, 16, 32] or set data.stride=N"),
         (["frames=0", "data.stride=4"], "frames=0: a clip needs a whole number of frames, at least 1"),
         (["data.crop_size=16"], "data.crop_size=16 is too small: models downsample space 32x; use at least 32"),
