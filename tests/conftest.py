@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,21 @@ CONF_DIR = str(REPO / "conf")
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def run_train(
+    args: list[str], env: dict[str, str] | None = None, wandb_mode: str = "disabled", timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """`python -m ar_experiments.train ARGS` from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "ar_experiments.train", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "WANDB_MODE": wandb_mode, **(env or {})},
+    )
+
 
 # Small enough to generate in a few seconds, large enough for three splits and a group holdout.
 TINY_SYNTHETIC = {"classes": ["MoveRight", "MoveLeft", "Grow"], "clips_per_group": [1, 1], "seed": 7}

@@ -3,10 +3,7 @@
 import functools
 import http.server
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +15,7 @@ from ar_experiments.models import weights as weights_module
 from ar_experiments.models.weights import PretrainedMismatchError, find_pretrained, load_pretrained
 from ar_experiments.safe_load import load_checkpoint
 
-from .conftest import REPO, tiny_overrides
+from .conftest import run_train, tiny_overrides
 
 HUB_BUILDERS = {"x3d_m": "x3d_m", "x3d_xs": "x3d_xs", "slowfast": "slowfast_r50"}
 # a proxy nobody listens on: every download fails at once, as with no network at all
@@ -136,17 +133,6 @@ def test_a_model_zoo_that_never_answers_is_given_up_quickly(tmp_path, monkeypatc
     assert "X3D_M.pyth" in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
     assert "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_M.pyth" in message
     assert "model.weights_path=" in message
-
-
-def run_train(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ar_experiments.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "WANDB_MODE": "disabled", **env},
-    )
 
 
 @pytest.mark.parametrize("freeze", [False, True])

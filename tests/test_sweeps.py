@@ -6,29 +6,16 @@ import csv
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from .conftest import REPO, tiny_overrides
+from .conftest import run_train, tiny_overrides
 
 # the smallest model and clip, one training batch, a single test view, no W&B
 FAST = ["model=x3d_xs", "frames=4", "logger=csv", "test.temporal_views=1", "test.spatial_crops=1"]
-
-
-def run_train(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ar_experiments.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-    )
 
 
 def shrunk(cache_dir: Path, *extra: str) -> list[str]:

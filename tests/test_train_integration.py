@@ -2,20 +2,13 @@
 
 import json
 import subprocess
-import sys
 
-from .conftest import REPO, tiny_overrides
+from . import conftest
+from .conftest import tiny_overrides
 
 
 def run_train(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ar_experiments.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**__import__("os").environ, "WANDB_MODE": "offline"},
-    )
+    return conftest.run_train(args, wandb_mode="offline", timeout=timeout)  # these tests read the W&B runs
 
 
 def test_help_and_cfg_job_work():
