@@ -61,3 +61,46 @@ def test_gflops_per_view_match_the_published_figures():
     assert clip_gflops("slowfast", num_classes=400, frames=32, crop_size=256) == pytest.approx(65.71, rel=0.05)
     # cost grows with the clip: twice the frames, about twice the FLOPs
     assert clip_gflops("x3d_m", 3, 16, 32) == pytest.approx(2 * clip_gflops("x3d_m", 3, 8, 32), rel=0.1)
+
+
+@pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_conv_as_matmul_matches_conv3d(stride, channels_last):
+    from ar_experiments.models.builders import PointwiseConv3d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(6, 10, 1, stride=stride, bias=True)
+    fast = PointwiseConv3d(6, 10, 1, stride=stride, bias=True)
+    fast.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 6, 4, 9, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    expected, got = conv(a), fast(b)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(expected)
+    expected.backward(grad)
+    got.backward(grad)
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, conv.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.bias.grad, conv.bias.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["x3d_m", "slowfast"])
+def test_models_use_the_matmul_pointwise_conv_and_keep_pytorchvideo_names(name):
+    from ar_experiments.models.builders import PointwiseConv3d
+
+    model = build_model(name, num_classes=3, frames=8, crop_size=32)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    pointwise = [m for m in convs if m.kernel_size == (1, 1, 1) and m.groups == 1 and m.padding == (0, 0, 0)]
+    assert pointwise and all(type(m) is PointwiseConv3d for m in pointwise)
+    assert all(type(m) is torch.nn.Conv3d for m in convs if m not in pointwise)
+    # the published checkpoints name their tensors as pytorchvideo does: a state dict round-trips
+    state = model.net.state_dict()
+    assert any(key.endswith("conv_a.weight") for key in state)
+    fresh = build_model(name, num_classes=3, frames=8, crop_size=32)
+    fresh.net.load_state_dict(state)
+    clip = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(clip), model.eval()(clip))
