@@ -121,6 +121,7 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
         "train_loop_clips_per_s": [Measurement(loop, setting)],
         "train_model_clips_per_s": [Measurement(model, setting)],
         "train_idle_fraction": [Measurement([r.idle_fraction for r in rounds], setting)],
+        "kernels_vs_stock": [Measurement([r.model_steps_per_s / r.stock_steps_per_s for r in rounds], setting)],
     }
     return figures, {"training_overrides": [*overrides, *args.overrides], "steps": steps, "warmup": warmup}
 

@@ -97,17 +97,26 @@ class TrainingRound:
     loop_steps_per_s: float
     model_steps_per_s: float
     idle_fraction: float
+    stock_steps_per_s: float  # the plain loop with PyTorch's Conv3d for 1x1x1 and the unfused optimiser step
 
 
-def _build_module(cfg: DictConfig, class_names: list[str]):
+def _build_module(cfg: DictConfig, class_names: list[str], stock: bool = False):
+    """The run's LightningModule; `stock`: without the project's faster kernels (the bench's baseline)."""
+    from ..models.builders import use_stock_conv3d
     from ..module import VideoClassifier
 
-    return VideoClassifier(
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    if stock:
+        optimizer.pop("fused", None)  # torch's default step: a loop over parameters (foreach on CUDA)
+    module = VideoClassifier(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         class_names=class_names,
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        optimizer=optimizer,
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
     )
+    if stock:
+        use_stock_conv3d(module.net)
+    return module
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:
@@ -149,11 +158,17 @@ def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> 
 
 
 def plain_loop(
-    cfg: DictConfig, class_names: list[str], batch: dict, steps: int, warmup: int, device: torch.device
+    cfg: DictConfig,
+    class_names: list[str],
+    batch: dict,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    stock: bool = False,
 ) -> float:
     """Steps/s of forward, loss, backward and optimiser step on one batch already on the device."""
     pl.seed_everything(cfg.seed)
-    module = _build_module(cfg, class_names)
+    module = _build_module(cfg, class_names, stock)
     net = module.net.to(device).train()
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
@@ -189,5 +204,6 @@ def measure_training(
     for _ in range(repeats):
         loop_rate, idle = fit_loop(cfg, steps, warmup, device)
         model_rate = plain_loop(cfg, datamodule.classes, batch, steps, warmup, device)
-        rounds.append(TrainingRound(loop_rate, model_rate, idle))
+        stock_rate = plain_loop(cfg, datamodule.classes, batch, steps, warmup, device, stock=True)
+        rounds.append(TrainingRound(loop_rate, model_rate, idle, stock_rate))
     return rounds

@@ -73,6 +73,16 @@ def use_pointwise_matmul(net: nn.Module) -> int:
     return swapped
 
 
+def use_stock_conv3d(net: nn.Module) -> int:
+    """Undo `use_pointwise_matmul`: PyTorch's own Conv3d again (the bench's baseline); returns how many."""
+    restored = 0
+    for module in net.modules():
+        if type(module) is PointwiseConv3d:
+            module.__class__ = nn.Conv3d
+            restored += 1
+    return restored
+
+
 class VideoNet(nn.Module):
     """(B, C, T, H, W) -> logits. For SlowFast, the slow pathway is taken here.
 
