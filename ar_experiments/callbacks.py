@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -57,6 +58,40 @@ class TrainingThroughput(pl.Callback):
     @property
     def clips_per_second(self) -> float:
         return self.clips / self.train_seconds if self.train_seconds else 0.0
+
+
+class ResumableTraining(pl.Callback):
+    """Makes a training run a function of (seed, epoch, batch), so that a resumed run is the uninterrupted one.
+
+    - The training batch sampler learns which epoch starts (Lightning's own
+      `set_epoch` never reaches a batch sampler) and counts the batches done;
+      its position is saved in checkpoints with the loader (training_batches.py).
+    - Before every training step the random generators are seeded from (seed,
+      step, rank), so dropout does not depend on what drew random numbers before
+      (a loader starting, a validation pass, a restart). Clips and their
+      augmentations are already drawn from (seed, epoch, video).
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    @staticmethod
+    def _batch_sampler(trainer):
+        loader = trainer.train_dataloader
+        sampler = getattr(loader, "batch_sampler", None)
+        return sampler if hasattr(sampler, "batch_done") else None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if (sampler := self._batch_sampler(trainer)) is not None:
+            sampler.set_epoch(trainer.current_epoch)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        step_seed = np.random.SeedSequence([self.seed, trainer.global_step, trainer.global_rank]).generate_state(1)
+        torch.manual_seed(int(step_seed[0]))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if (sampler := self._batch_sampler(trainer)) is not None:
+            sampler.batch_done(trainer.num_training_batches)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -10,6 +10,9 @@ folder, same values), and waits for them:
 - rank 0 writes results.json, checkpoints and logs, as in a single-process run;
 - a failed rank stops the others, and the job fails with that rank's error,
   so the sweep records it and goes on;
+- Ctrl-C or SIGTERM to this process is passed on to the ranks as SIGTERM: they
+  stop together after the same batch and save a checkpoint (interruption.py),
+  and this process ends as interrupted; a second Ctrl-C kills the ranks;
 - when the ranks are started by someone else (SLURM tasks, torchrun), train()
   leaves them alone: Lightning finds them through the environment.
 """
@@ -19,13 +22,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STARTED_RANK = False
+"""True in a DDP rank that train() started: its launching process handles the signals and the resume hint."""
 
 
 def is_global_zero() -> bool:
@@ -97,14 +106,22 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
         "NODE_RANK": os.environ.get("NODE_RANK", "0"),
         "WORLD_SIZE": str(processes * num_nodes),
     }
+    from .interruption import RunInterrupted
+
+    forward = ForwardSignals()
     try:
         # generate the dataset (if synthetic) once here, not in N ranks at the same time
         instantiate(cfg.data).prepare_data()
         log.info("Starting %d DDP processes (master port %s) for %s", processes, env["MASTER_PORT"], run_dir)
-        mp.start_processes(
-            _run_rank, args=(config, env, wandb_group, processes), nprocs=processes, join=True, start_method="spawn"
+        context = mp.start_processes(
+            _run_rank, args=(config, env, wandb_group, processes), nprocs=processes, join=False, start_method="spawn"
         )
+        forward.install(context.processes)
+        while not context.join():
+            pass
     except ProcessException as err:
+        if forward.signum is not None:  # the ranks stopped on the signal; rank 0 recorded the interruption
+            raise RunInterrupted(forward.signum) from None
         # the other ranks have been stopped; rank 0 may have died before writing its record
         message = f"DDP rank {err.error_index} failed: {_last_line(str(err))}"
         _record_failure(cfg, run_dir, message)
@@ -112,9 +129,47 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
     except Exception as err:
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}")
         raise
+    finally:
+        forward.restore()
+    if forward.signum is not None:  # the signal came after training: the run is complete, the sweep stops
+        raise RunInterrupted(forward.signum)
     record = _read_results(run_dir)
     value = record.get("best_val_acc")
     return float(value) if value is not None else float("nan")
+
+
+class ForwardSignals:
+    """While the ranks run: SIGINT or SIGTERM to this process reaches them as SIGTERM; a second Ctrl-C kills them."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._processes: list = []
+        self._previous: dict[int, object] = {}
+
+    def install(self, processes: list) -> None:
+        self._processes = processes
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {
+                signum: signal.signal(signum, self._forward) for signum in (signal.SIGINT, signal.SIGTERM)
+            }
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _forward(self, signum: int, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            for process in self._processes:
+                if process.is_alive():
+                    process.kill()
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s received: the DDP ranks stop after their current batch", signal.Signals(signum).name)
+        for process in self._processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
 
 
 def _record_failure(cfg: DictConfig, run_dir: Path, error: str) -> None:
@@ -138,6 +193,8 @@ def _last_line(text: str) -> str:
 
 def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int) -> None:
     """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
+    global STARTED_RANK
+    STARTED_RANK = True
     os.environ.update(env, LOCAL_RANK=str(local_rank))
     from pytorch_lightning.utilities import rank_zero_only
 

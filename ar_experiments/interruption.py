@@ -1,18 +1,18 @@
-"""Ctrl-C and pre-emption (SIGINT, SIGTERM): stop at a safe point with a checkpoint to resume from.
+"""Ctrl-C and pre-emption (SIGINT, SIGTERM): stop at a safe point with a checkpoint to resume from exactly.
 
-What Lightning 2.6 does on its own, without SLURM: while a trainer runs, its
-SIGTERM handler sets `trainer.received_sigterm`, and the loops raise
-`SIGTERMException` (a SystemExit with exit code 0) at points a checkpoint can
-resume from exactly: after a training batch, after a validation batch, after
-an epoch's end (never between an epoch's last batch and its validation). It
-saves nothing. Ctrl-C raises KeyboardInterrupt wherever the code happens to
-be, which Lightning turns into `sys.exit(1)`.
-
-`GracefulStop` keeps Lightning's safe points and adds what is missing: Ctrl-C
-is passed on to Lightning as SIGTERM, `checkpoints/last.ckpt` is saved when
-the stop happens while fitting, a signal that arrives while no trainer runs
-(setup, between fit and test) stops the next one at its start, and the run
-ends as `status: interrupted` with exit code 128 + the signal number.
+`GracefulStop` takes SIGINT and SIGTERM for the whole run and only notes the
+signal; the training loop stops where a checkpoint can continue it as if
+nothing had happened: after the current training batch, or, when that batch
+ends an epoch, after the epoch's validation. Under DDP the ranks decide
+together, at the end of each batch, so that all of them stop after the same
+batch (one rank leaving early would leave the others waiting in a collective).
+The stop goes through Lightning's own SIGTERM path (its loops raise
+`SIGTERMException` at those points); Lightning's own SIGTERM handler is kept
+out, since it runs a collective inside the signal handler. On the way out
+`checkpoints/last.ckpt` is saved (every rank takes part, rank 0 writes), and
+the run ends as `status: interrupted` with exit code 128 + the signal number.
+A signal that arrives while no trainer runs (setup, between fit and test) or
+while testing stops the run before its next batch; a second Ctrl-C at once.
 """
 
 from __future__ import annotations
@@ -66,11 +66,15 @@ class GracefulStop(pl.Callback):
     Installed for the whole run, not only while a trainer runs. DataLoader
     workers are forked with these handlers and ignore the signals, so Ctrl-C
     (which reaches every process of the terminal) leaves them running until
-    the main process shuts them down.
+    the main process shuts them down. DDP ranks started by train() never stop
+    at once (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them both
+    from the terminal and from the launching process, which kills them itself
+    on a second Ctrl-C.
     """
 
-    def __init__(self, checkpoint: str | Path):
+    def __init__(self, checkpoint: str | Path, second_ctrl_c_stops_at_once: bool = True):
         self.checkpoint = Path(checkpoint)
+        self.second_ctrl_c_stops_at_once = second_ctrl_c_stops_at_once
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
         self._steps_at_start: int | None = None
@@ -91,27 +95,48 @@ class GracefulStop(pl.Callback):
         if os.getpid() != self._pid:
             return  # a forked DataLoader worker: the main process stops the run and then the workers
         if self.signum is not None:
-            if signum == signal.SIGINT:
+            if signum == signal.SIGINT and self.second_ctrl_c_stops_at_once:
                 raise KeyboardInterrupt
-            return  # Lightning's SIGTERM handler calls this one too
+            return
         self.signum = signum
-        log.warning(
-            "%s received: stopping at the next safe point (Ctrl-C again stops at once, without a checkpoint)",
-            signal.Signals(signum).name,
-        )
-        if signum == signal.SIGINT and signal.getsignal(signal.SIGTERM) != self._request_stop:
-            signal.raise_signal(signal.SIGTERM)  # a trainer runs: its loops stop at their safe points
+        at_once = " (Ctrl-C again stops at once, without a checkpoint)" if self.second_ctrl_c_stops_at_once else ""
+        log.warning("%s received: stopping at the next safe point%s", signal.Signals(signum).name, at_once)
 
     def raise_if_requested(self) -> None:
         if self.signum is not None:
             raise RunInterrupted(self.signum)
 
+    def _stop_when_any_rank_asks(self, trainer) -> None:
+        """Let Lightning's loops raise SIGTERMException at their next check, on every rank at once."""
+        if trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
+            self.signum = self.signum or signal.SIGTERM  # another rank was signalled
+            trainer._signal_connector.received_sigterm = True
+
+    def _take_back_the_signals(self) -> None:
+        """Lightning installs its own SIGTERM handler when a trainer starts; this one stays in charge."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                signal.signal(signum, self._request_stop)
+
     # a signal that came while no trainer ran stops the next one before its first batch
     def on_train_start(self, trainer, pl_module):
+        self._take_back_the_signals()
         self._steps_at_start = trainer.global_step
         self.raise_if_requested()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # a batch that ends the epoch is followed by validation: that stop waits for the epoch's end
+        if trainer.fit_loop.epoch_loop.batch_progress.current.ready < trainer.num_training_batches:
+            self._stop_when_any_rank_asks(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._stop_when_any_rank_asks(trainer)
+
     def on_test_start(self, trainer, pl_module):
+        self._take_back_the_signals()
+        self.raise_if_requested()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self.raise_if_requested()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -122,5 +147,6 @@ class GracefulStop(pl.Callback):
         if self._steps_at_start is None or trainer.global_step == self._steps_at_start:
             log.warning("stopped before training advanced; nothing new to save")
             return
-        trainer.save_checkpoint(self.checkpoint)
-        log.warning("saved %s (epoch %d, step %d)", self.checkpoint, trainer.current_epoch, trainer.global_step)
+        trainer.save_checkpoint(self.checkpoint)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            log.warning("saved %s (epoch %d, step %d)", self.checkpoint, trainer.current_epoch, trainer.global_step)

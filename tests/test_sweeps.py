@@ -34,10 +34,10 @@ def results(folder: Path) -> dict:
 
 @pytest.mark.parametrize("size,batch_size,world", [(45, 8, 2), (9, 4, 2), (17, 4, 4), (100, 8, 3), (5, 8, 2)])
 def test_ddp_training_batches_visit_every_video_once_with_equal_batch_counts(size, batch_size, world):
-    from ar_experiments.data.sharded_batches import EvenShardBatchSampler
+    from ar_experiments.data.training_batches import TrainingBatchSampler
 
     for epoch in (0, 1):
-        ranks = [EvenShardBatchSampler(size, batch_size, rank, world, seed=0) for rank in range(world)]
+        ranks = [TrainingBatchSampler(size, batch_size, rank, world, seed=0) for rank in range(world)]
         for sampler in ranks:
             sampler.set_epoch(epoch)
         batches = [list(sampler) for sampler in ranks]
@@ -50,19 +50,19 @@ def test_ddp_training_batches_visit_every_video_once_with_equal_batch_counts(siz
 
 
 def test_ddp_training_order_changes_with_the_epoch():
-    from ar_experiments.data.sharded_batches import EvenShardBatchSampler
+    from ar_experiments.data.training_batches import TrainingBatchSampler
 
-    sampler = EvenShardBatchSampler(40, 4, 0, 2, seed=0)
+    sampler = TrainingBatchSampler(40, 4, 0, 2, seed=0)
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first
 
 
 def test_ddp_training_set_smaller_than_the_ranks_names_the_fix():
-    from ar_experiments.data.sharded_batches import EvenShardBatchSampler
+    from ar_experiments.data.training_batches import TrainingBatchSampler
 
     with pytest.raises(ValueError, match="data.batch_size"):
-        EvenShardBatchSampler(3, 1, 0, 2, seed=0)
+        TrainingBatchSampler(3, 1, 0, 2, seed=0)
 
 
 # --- who starts the DDP processes --------------------------------------------------------------

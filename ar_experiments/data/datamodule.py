@@ -9,10 +9,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from .dataset import EpochSeededRandomSampler, EpochTaggedSampler, ShardSampler, VideoClipDataset
-from .sharded_batches import EvenShardBatchSampler
+from .dataset import ShardSampler, VideoClipDataset, collate_videos
 from .splits import SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
+from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 class VideoDataModule(pl.LightningDataModule):
     """Train/val/test loaders for one official split.
 
-    Validation holds out whole groups of the trainlist (stratified per class);
-    the testlist is the test set. With `synthetic` set, the dataset is generated
-    into `cache_dir` on first use and `root` is ignored.
+    Validation holds out whole groups of the trainlist (stratified per class;
+    none with val_groups_per_class=0, the published protocol: then there is no
+    validation loop); the testlist is the test set, tested at `test_crop_size`
+    (default: crop_size). With `synthetic` set, the dataset is generated into
+    `cache_dir` on first use and `root` is ignored.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class VideoDataModule(pl.LightningDataModule):
         train_flip: bool = True,
         temporal_views: int = 1,
         spatial_crops: int = 1,
+        test_crop_size: int | None = None,
         on_bad_video: str = "skip",
         synthetic: dict | None = None,
         cache_dir: str | None = None,
@@ -65,6 +68,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.split = split
         self.frames, self.stride = frames, stride
         self.crop_size, self.short_side = crop_size, short_side
+        self.test_crop_size = test_crop_size or crop_size
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_groups_per_class, self.holdout_seed = val_groups_per_class, holdout_seed
         self.train_flip = train_flip
@@ -121,14 +125,12 @@ class VideoDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.load_index()
-        eval_transform = ClipTransform(self.crop_size, "center")
         self.train_set = self._dataset(
             self.train_records, "random", ClipTransform(self.crop_size, "random", self.train_flip)
         )
-        self.val_set = self._dataset(self.val_records, "center", eval_transform)
-        self.test_set = self._dataset(self.index.test, "center", eval_transform)
-        self.test_views_set = self._dataset(
-            self.index.test, "views", eval_transform, self.temporal_views, self.spatial_crops
+        self.val_set = self._dataset(self.val_records, "center", ClipTransform(self.crop_size, "center"))
+        self.test_set = self._dataset(
+            self.index.test, "views", ClipTransform(self.test_crop_size), self.temporal_views, self.spatial_crops
         )
         log.info(
             "split %d: %d train, %d val (%d groups per class held out), %d test videos, %d classes",
@@ -146,35 +148,25 @@ class VideoDataModule(pl.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
-    def _loader(self, dataset, sampler, batch_size=None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            **self.loader_options,
+    def _loader(self, dataset, loader=DataLoader, **batching) -> DataLoader:
+        return loader(
+            dataset, num_workers=self.num_workers, collate_fn=collate_videos, **batching, **self.loader_options
         )
 
     def train_dataloader(self) -> DataLoader:
-        rank, world = self._rank()
-        if world == 1:
-            shuffled = EpochSeededRandomSampler(len(self.train_set), self.seed)
-            return self._loader(self.train_set, EpochTaggedSampler(shuffled))
-        batches = EvenShardBatchSampler(len(self.train_set), self.batch_size, rank, world, self.seed)
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.num_workers, **self.loader_options)
+        batches = TrainingBatchSampler(len(self.train_set), self.batch_size, *self._rank(), self.seed)
+        return self._loader(self.train_set, ResumableDataLoader, batch_sampler=batches)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, ShardSampler(len(self.val_set), *self._rank()))
-
-    def test_dataloader(self) -> list[DataLoader]:
-        """Single central view first, then the multi-view pass (views of a video may span batches)."""
-        rank, world = self._rank()
-        single = self._loader(self.test_set, ShardSampler(len(self.test_set), rank, world))
-        if self.temporal_views * self.spatial_crops <= 1:
-            return [single]
-        views = self._loader(
-            self.test_views_set,
-            ShardSampler(len(self.test_views_set), rank, world),
-            batch_size=max(1, self.batch_size // self.spatial_crops),
+    def val_dataloader(self) -> DataLoader | list:
+        if not len(self.val_set):
+            return []  # data.val_groups_per_class=0: training on the whole trainlist, no validation loop
+        return self._loader(
+            self.val_set, sampler=ShardSampler(len(self.val_set), *self._rank()), batch_size=self.batch_size
         )
-        return [single, views]
+
+    def test_dataloader(self) -> DataLoader:
+        """One item per video: its central clip and its test views, decoded once (see VideoClipDataset)."""
+        videos_per_batch = max(1, self.batch_size // self.test_set.clips_per_item)
+        return self._loader(
+            self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank()), batch_size=videos_per_batch
+        )

@@ -1,9 +1,16 @@
-"""Map-style dataset: item i is one video; a clip is sampled inside __getitem__.
+"""Map-style dataset: item i is one video; its clip (or test views) is sampled inside __getitem__.
 
 Training draws a new random clip of each video every epoch, from a generator
 seeded by (seed, epoch, video index), so runs are reproducible whatever the
-number of workers. The epoch reaches the workers through the sampler, which
-yields (index, epoch) pairs: that also holds with persistent workers.
+number of workers. The epoch reaches the workers with each index: the training
+batch sampler yields (index, epoch) pairs, which also holds with persistent
+workers.
+
+An unreadable video (data.on_bad_video=skip) is replaced by the next readable
+video of its split in training, where only the number of clips matters; in
+validation and testing it is left out, so no video is counted twice and every
+accuracy is over the videos really evaluated. `collate_videos` drops the items
+left out and passes their names on in the batch (`skipped`, `skipped_reason`).
 """
 
 from __future__ import annotations
@@ -13,22 +20,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate
 
 from .clips import sample_clip_indices
 from .decode import VideoDecodeError, decode_clip
 from .splits import VideoRecord
-from .transforms import SPATIAL_VIEWS, ClipTransform
+from .transforms import SPATIAL_VIEWS, ClipTransform, crop_clip
 
 log = logging.getLogger(__name__)
+
+SAMPLING = ("random", "center", "views")
 
 
 class VideoClipDataset(Dataset):
     """Clips of videos listed in `records`, decoded from `videos_dir`.
 
-    sampling='random' (training), 'center' (one central clip) or 'views':
-    item = (video, temporal view) for multi-view testing, each item holding
-    the `spatial_crops` crops stacked as (S, C, T, H, W).
+    sampling='random' (training: a random clip, replaced by another video's when
+    unreadable), 'center' (validation: the central clip) or 'views' (testing:
+    the central clip's centre crop, then `temporal_views` evenly spaced clips x
+    `spatial_crops` crops; all decoded in one pass over the video, where the
+    clips overlap, and returned as uint8 (N, T, H, W, C) crops for the model's
+    device to normalise; N = 1 + views, or 1 when the only view is the central clip).
     """
 
     def __init__(
@@ -47,6 +59,8 @@ class VideoClipDataset(Dataset):
     ):
         if on_bad_video not in ("skip", "error"):
             raise ValueError(f"data.on_bad_video={on_bad_video!r}; use skip or error")
+        if sampling not in SAMPLING:
+            raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLING)}")
         if spatial_crops not in SPATIAL_VIEWS:
             raise ValueError(f"test.spatial_crops={spatial_crops}; use one of {sorted(SPATIAL_VIEWS)}")
         self.records = records
@@ -56,97 +70,126 @@ class VideoClipDataset(Dataset):
         self.short_side = short_side
         self.sampling = sampling
         self.temporal_views = temporal_views if sampling == "views" else 1
-        self.spatial_crops = spatial_crops
+        self.spatial_crops = spatial_crops if sampling == "views" else 1
         self.seed = seed
         self.on_bad_video = on_bad_video
 
     def __len__(self) -> int:
-        return len(self.records) * self.temporal_views
+        return len(self.records)
 
-    def _load(self, video: int, view: int, rng: np.random.Generator):
-        mode = {"random": "random", "center": "center", "views": "uniform"}[self.sampling]
+    @property
+    def views(self) -> int:
+        """Test views per video (temporal x spatial); 1 outside testing."""
+        return self.temporal_views * self.spatial_crops
+
+    @property
+    def clips_per_item(self) -> int:
+        """Clips in one item: the central one, plus the test views when there are several."""
+        return 1 + self.views if self.views > 1 else 1
+
+    def _clip(self, video: int, rng: np.random.Generator | None) -> tuple[torch.Tensor, int]:
+        """The clip and the number of its first frame."""
+        mode = "random" if self.sampling == "random" else "center"
+        picked = []
 
         def pick(count: int):
-            return sample_clip_indices(count, self.frames, self.stride, mode, rng, view, self.temporal_views)
+            picked.append(sample_clip_indices(count, self.frames, self.stride, mode, rng))
+            return picked[0]
 
         frames = decode_clip(str(self.videos_dir / self.records[video].path), pick, self.short_side)
-        if self.sampling == "views":
-            crops = SPATIAL_VIEWS[self.spatial_crops]
-            return torch.stack([self.transform(frames, rng, crop) for crop in crops])
-        return self.transform(frames, rng)
+        return self.transform(frames, rng), int(picked[0][0])
+
+    def _views(self, video: int) -> tuple[torch.Tensor, int]:
+        """The central clip, then every temporal view, decoded together (their frames overlap) and cropped;
+        and the number of the central clip's first frame."""
+        temporal = self.temporal_views if self.views > 1 else 0
+        picked = []
+
+        def pick(count: int):
+            clips = [sample_clip_indices(count, self.frames, self.stride, "center")]
+            picked.append(clips[0])
+            clips += [
+                sample_clip_indices(count, self.frames, self.stride, "uniform", None, view, self.temporal_views)
+                for view in range(temporal)
+            ]
+            return np.concatenate(clips)
+
+        frames = decode_clip(str(self.videos_dir / self.records[video].path), pick, self.short_side)
+        clips = frames.reshape(1 + temporal, self.frames, *frames.shape[1:])
+        size, positions = self.transform.crop_size, SPATIAL_VIEWS[self.spatial_crops]
+        crops = [crop_clip(clips[0], size, "center")]
+        crops += [crop_clip(clip, size, position) for clip in clips[1:] for position in positions]
+        return torch.from_numpy(np.stack(crops)), int(picked[0][0])
 
     def __getitem__(self, item):
-        """The clip of `item`, or of the next readable video of the split when it cannot be decoded.
+        """The clip(s) of `item` (an index, or an (index, epoch) pair in training) with its label.
 
-        A replacement keeps its own label. `skipped` names the unreadable video
-        and `skipped_reason` says why; the training module warns once per video
-        (workers are separate processes, so they cannot deduplicate).
+        `skipped` names an unreadable video and `skipped_reason` says why: in
+        training the item is then the next readable video of the split (with its
+        own label); in evaluation `video` is None and `collate_videos` leaves it out.
+        The training module warns once per video (workers cannot deduplicate).
         """
-        item, epoch = item if isinstance(item, tuple) else (item, 0)
-        video, view = divmod(item, self.temporal_views)
-        rng = np.random.default_rng((self.seed, epoch, video, view))
+        video, epoch = item if isinstance(item, tuple) else (item, 0)
+        if self.sampling != "random":
+            try:
+                clip, start = self._views(video) if self.sampling == "views" else self._clip(video, None)
+            except VideoDecodeError as err:
+                if self.on_bad_video == "error":
+                    raise _stop_error(err) from err
+                return _item(None, self.records[video].label, video, -1, self.records[video].path, str(err))
+            return _item(clip, self.records[video].label, video, start)
+        rng = np.random.default_rng((self.seed, epoch, video))
         reason = ""
         for attempt in range(len(self.records)):
             candidate = (video + attempt) % len(self.records)
             try:
-                clip = self._load(candidate, view, rng)
+                clip, start = self._clip(candidate, rng)
             except VideoDecodeError as err:
                 if self.on_bad_video == "error":
-                    raise VideoDecodeError(
-                        f"{err}; set data.on_bad_video=skip to train on without it, or list every unreadable "
-                        "video with `python -m ar_experiments.check_data` (same data settings)"
-                    ) from err
+                    raise _stop_error(err) from err
                 log.debug("unreadable video, trying the next one of the split: %s", err)
                 reason = reason or str(err)
                 continue
-            record = self.records[candidate]
             skipped = self.records[video].path if candidate != video else ""
-            return {
-                "video": clip,
-                "label": record.label,
-                "index": candidate,
-                "view": view,
-                "skipped": skipped,
-                "skipped_reason": reason if skipped else "",
-            }
+            return _item(clip, self.records[candidate].label, candidate, start, skipped, reason if skipped else "")
         raise VideoDecodeError(
             f"no video of this split could be decoded (the first: {reason}); is {self.videos_dir} the right folder?"
         )
 
 
-class EpochTaggedSampler(Sampler):
-    """Wraps a sampler so each index travels with the epoch: yields (index, epoch)."""
-
-    def __init__(self, base: Sampler):
-        self.base = base
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        if hasattr(self.base, "set_epoch"):
-            self.base.set_epoch(epoch)
-
-    def __iter__(self):
-        return ((index, self.epoch) for index in self.base)
-
-    def __len__(self) -> int:
-        return len(self.base)
+def _item(clip: torch.Tensor | None, label: int, index: int, start: int, skipped: str = "", reason: str = "") -> dict:
+    """`clip_start`: the number of the (central) clip's first frame in its video."""
+    return {
+        "video": clip,
+        "label": label,
+        "index": index,
+        "clip_start": start,
+        "skipped": skipped,
+        "skipped_reason": reason,
+    }
 
 
-class EpochSeededRandomSampler(Sampler):
-    """A permutation per epoch from (seed, epoch): reproducible shuffling."""
+def _stop_error(err: VideoDecodeError) -> VideoDecodeError:
+    return VideoDecodeError(
+        f"{err}; set data.on_bad_video=skip to go on without it, or list every unreadable "
+        "video with `python -m ar_experiments.check_data` (same data settings)"
+    )
 
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+def collate_videos(items: list[dict]) -> dict:
+    """A batch of the readable items; `skipped` and `skipped_reason` list the unreadable videos met.
 
-    def __iter__(self):
-        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.size).tolist())
-
-    def __len__(self) -> int:
-        return self.size
+    A batch whose every video was left out has `video` None and empty `label` and `index`.
+    """
+    fields = ("video", "label", "index", "clip_start")
+    kept = [{key: item[key] for key in fields} for item in items if item["video"] is not None]
+    if kept:
+        batch = default_collate(kept)
+    else:
+        batch = {key: torch.empty(0, dtype=torch.long) for key in fields} | {"video": None}
+    batch["skipped"] = [item["skipped"] for item in items if item["skipped"]]
+    batch["skipped_reason"] = [item["skipped_reason"] for item in items if item["skipped"]]
+    return batch
 
 
 class ShardSampler(Sampler):

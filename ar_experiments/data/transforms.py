@@ -1,8 +1,9 @@
 """Clip transforms on uint8 (T, H, W, C) arrays -> normalised float (C, T, H, W) tensors.
 
-Train and eval pipelines are configuration (data.train_transform / data.eval_transform
-options), not code paths: random crop + optional flip for training, centre crop
-(or left/centre/right crops for multi-view testing) for evaluation.
+Training and validation clips are cropped (random + optional flip, or centre) and
+normalised in the loader workers. Test clips travel as uint8 crops (a quarter of
+the bytes of float ones; a 10 x 3-view video is 30 clips) and are normalised where
+the model runs, by `normalise_clips`, with the same arithmetic.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def crop_offsets(height: int, width: int, size: int, position: str, rng: np.rand
 SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
 
 
+def _scale_and_shift(mean, std, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x / 255 - mean) / std = x * scale + shift, per channel, shaped (C, 1, 1, 1)."""
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    return 1.0 / (255.0 * std_t), -mean_t / std_t
+
+
 def to_normalised_tensor(frames: np.ndarray, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
     """uint8 (T, H, W, C) -> float32 (C, T, H, W), scaled to [0, 1] then normalised.
 
@@ -46,9 +54,22 @@ def to_normalised_tensor(frames: np.ndarray, mean=KINETICS_MEAN, std=KINETICS_ST
     if any(stride < 0 for stride in frames.strides):  # torch cannot view a flipped array
         frames = np.ascontiguousarray(frames)
     clip = torch.from_numpy(frames).permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
-    return clip.mul_(1.0 / (255.0 * std_t)).add_(-mean_t / std_t)
+    scale, shift = _scale_and_shift(mean, std)
+    return clip.mul_(scale).add_(shift)
+
+
+def normalise_clips(clips: torch.Tensor, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
+    """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, as `to_normalised_tensor` does."""
+    clip = clips.movedim(-1, -4).to(torch.float32, memory_format=torch.contiguous_format)
+    scale, shift = _scale_and_shift(mean, std, clips.device)
+    return clip.mul_(scale).add_(shift)
+
+
+def crop_clip(frames: np.ndarray, size: int, position: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A `size` x `size` crop of uint8 (T, H, W, C) frames at `position` (a view, no copy)."""
+    _, height, width, _ = frames.shape
+    top, left = crop_offsets(height, width, size, position, rng)
+    return frames[:, top : top + size, left : left + size]
 
 
 class ClipTransform:
@@ -60,9 +81,7 @@ class ClipTransform:
         self.flip = flip
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None, crop: str | None = None):
-        _, height, width, _ = frames.shape
-        top, left = crop_offsets(height, width, self.crop_size, crop or self.crop, rng)
-        frames = frames[:, top : top + self.crop_size, left : left + self.crop_size]
+        cropped = crop_clip(frames, self.crop_size, crop or self.crop, rng)
         if self.flip and rng is not None and rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
-        return to_normalised_tensor(frames)
+            cropped = cropped[:, :, ::-1]
+        return to_normalised_tensor(cropped)
