@@ -92,6 +92,22 @@ def data_problems(config: dict[str, Any]) -> list[str]:
             f"data.crop_size={crop} is larger than data.short_side={short_side} (frames are scaled to that short "
             "side, then cropped); raise data.short_side or lower data.crop_size"
         )
+    test_crop = test.get("crop_size", crop)
+    if test_crop != crop:  # a test crop of its own (protocol=paper: the full short side)
+        if not _is_count(test_crop, MIN_CROP):
+            problems.append(
+                f"test.crop_size={test_crop!r} is too small: models downsample space 32x; use >= {MIN_CROP}"
+            )
+        elif _is_count(short_side, 1) and test_crop > short_side:
+            problems.append(
+                f"test.crop_size={test_crop} is larger than data.short_side={short_side}; "
+                "lower test.crop_size or raise data.short_side"
+            )
+    if not _is_count(data.get("val_groups_per_class", 0), 0):
+        problems.append(
+            f"data.val_groups_per_class={data.get('val_groups_per_class')!r}: use a whole number >= 0 "
+            "(0 trains on the whole trainlist, without validation)"
+        )
     if data.get("on_bad_video", "skip") not in ON_BAD_VIDEO:
         problems.append(f"data.on_bad_video={data.get('on_bad_video')!r}; choose one of {', '.join(ON_BAD_VIDEO)}")
     if not _is_count(data.get("batch_size", 1), 1):
@@ -138,6 +154,52 @@ def optimisation_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def optimizer_extra_problems(config: dict[str, Any]) -> list[str]:
+    from .optimization import LR_SCALING_RULES
+
+    optimizer = config.get("optimizer", {})
+    problems = []
+    if optimizer.get("lr_scaling", "none") not in LR_SCALING_RULES:
+        problems.append(
+            f"optimizer.lr_scaling={optimizer.get('lr_scaling')!r}; choose one of {', '.join(LR_SCALING_RULES)}"
+        )
+    if not _is_count(optimizer.get("reference_batch_size", 1), 1):
+        problems.append(
+            f"optimizer.reference_batch_size={optimizer.get('reference_batch_size')!r}: use a whole number >= 1"
+        )
+    start, epochs = optimizer.get("average_from_epoch"), config.get("trainer", {}).get("max_epochs")
+    if start is not None and not _is_count(start, 0):
+        problems.append(f"optimizer.average_from_epoch={start!r}: use an epoch number >= 0 (0-based), or null")
+    elif start is not None and _is_count(epochs, 1) and start >= epochs:
+        problems.append(
+            f"optimizer.average_from_epoch={start} never starts: the run has trainer.max_epochs={epochs} "
+            f"(epochs 0 to {epochs - 1}); lower it or raise trainer.max_epochs"
+        )
+    return problems
+
+
+def validation_problems(config: dict[str, Any]) -> list[str]:
+    """Without a validation set (data.val_groups_per_class=0) nothing may wait for a validation metric."""
+    if config["data"].get("val_groups_per_class") != 0:
+        return []
+    problems = []
+    callbacks = config.get("callbacks") or {}
+    for name, entry in callbacks.items():
+        monitor = (entry or {}).get("monitor") if isinstance(entry, dict) else None
+        if monitor and str(monitor).startswith("val/"):
+            problems.append(
+                f"callbacks.{name} watches {monitor}, but data.val_groups_per_class=0 leaves no validation set; "
+                f"pass callbacks.{name}=null (protocol=paper does), or hold out groups for validation"
+            )
+    scheduler = config.get("scheduler") or {}
+    if scheduler.get("scheduler") and str(scheduler.get("monitor", "")).startswith("val/"):
+        problems.append(
+            f"scheduler watches {scheduler['monitor']}, but data.val_groups_per_class=0 leaves no validation set; "
+            "choose scheduler=<step|cosine|none>, or hold out groups for validation"
+        )
+    return problems
+
+
 def resume_problems(config: dict[str, Any]) -> list[str]:
     resume = config.get("resume", "auto")
     if resume == "auto" or (isinstance(resume, str) and Path(resume).expanduser().exists()):
@@ -148,7 +210,14 @@ def resume_problems(config: dict[str, Any]) -> list[str]:
 def check_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config, or a ConfigError listing every problem (one line each)."""
     config = resolve(cfg)
-    problems = model_problems(config) + data_problems(config) + optimisation_problems(config) + resume_problems(config)
+    problems = [
+        *model_problems(config),
+        *data_problems(config),
+        *optimisation_problems(config),
+        *optimizer_extra_problems(config),
+        *validation_problems(config),
+        *resume_problems(config),
+    ]
     if problems:
         raise ConfigError(problems)
     return config

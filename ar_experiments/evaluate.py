@@ -27,7 +27,8 @@ class ViewSettings:
     @classmethod
     def from_data_config(cls, data: Any) -> ViewSettings:
         """From a run's `data` config (a DictConfig or dict with the datamodule's arguments)."""
-        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+        settings = {name: int(data[name]) for name in cls.__dataclass_fields__ if name != "crop_size"}
+        return cls(**settings, crop_size=int(data.get("test_crop_size") or data["crop_size"]))
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -81,6 +82,15 @@ class VideoLevelAccumulator:
             return [], torch.empty(0, 0), torch.empty(0, dtype=torch.long)
         probabilities = torch.stack([self.scores[i] / self.views[i] for i in order])
         return order, probabilities, torch.tensor([self.labels[i] for i in order])
+
+
+def union_over_ranks(items: set[str]) -> set[str]:
+    """The union of every DDP rank's `items` (the set itself in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return set(items)
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, sorted(items))
+    return {item for part in parts for item in part}
 
 
 def accuracy_summary(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:

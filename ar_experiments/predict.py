@@ -24,7 +24,7 @@ from . import config_resolvers  # noqa: F401  (the run config's interpolations u
 from .data.dataset import VideoClipDataset
 from .data.decode import VideoDecodeError
 from .data.splits import VideoRecord
-from .data.transforms import ClipTransform
+from .data.transforms import ClipTransform, normalise_clips
 from .evaluate import ViewSettings
 from .models import VideoNet, build_model
 from .module import network_args
@@ -109,12 +109,10 @@ def video_probabilities(model: TrainedModel, video: str | Path) -> torch.Tensor:
         on_bad_video="error",
     )
     device = next(model.net.parameters()).device
-    total = torch.zeros(len(model.class_names))
+    clips = views[0]["video"].to(device)  # uint8 (N, T, H, W, C): the central clip, then every view
     with torch.inference_mode():
-        for view in range(len(views)):
-            crops = views[view]["video"].to(device)  # (S, C, T, H, W): the spatial crops of one temporal view
-            total += model.net(crops).softmax(1).sum(0).float().cpu()
-    return total / settings.views
+        probabilities = model.net(normalise_clips(clips)).float().softmax(1).cpu()
+    return probabilities[1:].mean(0) if len(probabilities) > 1 else probabilities[0]
 
 
 def describe(model: TrainedModel, video: str, probabilities: torch.Tensor, top_k: int) -> dict:

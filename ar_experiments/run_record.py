@@ -66,8 +66,12 @@ def write_results(run_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def write_skipped_videos(run_dir: Path, videos: list[str]) -> Path:
-    """skipped_videos.txt: the unreadable videos that were replaced during the run, one per line."""
-    path = Path(run_dir) / "skipped_videos.txt"
+SKIPPED_FILES = {"train": "skipped_videos.txt", "val": "skipped_val_videos.txt", "test": "skipped_test_videos.txt"}
+
+
+def write_skipped_videos(run_dir: Path, videos: list[str], stage: str = "train") -> Path:
+    """The unreadable videos of a stage, one per line: skipped_videos.txt (training: each was replaced by
+    another of its split), skipped_val_videos.txt and skipped_test_videos.txt (left out of the metrics)."""
+    path = Path(run_dir) / SKIPPED_FILES[stage]
     atomic_write_text(path, "".join(f"{video}\n" for video in videos))
     return path

@@ -55,6 +55,7 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
         "lr": cfg.optimizer.lr,
+        "protocol": cfg.get("protocol", {}).get("name"),
         "pretrained": cfg.model.get("pretrained"),
         "pretrained_tensors_loaded": 0,
         "pretrained_tensors_skipped": 0,
@@ -75,8 +76,15 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
 
     if processes := ranks_to_start(cfg.trainer):
-        return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
+        from .interruption import RunInterrupted
 
+        try:
+            return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
+        except RunInterrupted:
+            _log_how_to_resume(Path(cfg.paths.output_dir))
+            raise
+
+    from . import distributed
     from .config_checks import ConfigError, check_config
     from .interruption import GracefulStop, as_interruption
     from .redaction import redact_secrets
@@ -100,7 +108,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         return float(best) if best is not None else float("nan")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
-    stop = GracefulStop(run_dir / LAST_CHECKPOINT).install()
+    # a DDP rank started by train() leaves the second Ctrl-C to its launching process
+    stop = GracefulStop(run_dir / LAST_CHECKPOINT, second_ctrl_c_stops_at_once=not distributed.STARTED_RANK).install()
     state: dict[str, Any] = {"started": started}  # what the fit built, for the record even when it fails
     try:
         _fit_and_test(cfg, resolved, record, state, plan.checkpoint, stop, wandb_group or _sweep_group(cfg))
@@ -110,20 +119,30 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         record.update(status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err))
         log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
         if interrupted:
-            _log_how_to_resume(run_dir)
+            if not distributed.STARTED_RANK:  # the launching process knows the sweep folder and says it
+                _log_how_to_resume(run_dir)
             if interrupted is not err:
                 raise interrupted from err
         raise
     finally:
         stop.restore()
         module = state.get("module")
-        skipped = sorted(module.skipped_videos) if module is not None else []
+        skipped = {
+            "train": sorted(module.skipped_videos) if module is not None else [],
+            "val": sorted(module.left_out["val"]) if module is not None else [],
+            "test": sorted(module.left_out["test"]) if module is not None else [],
+        }
         record.update(
-            skipped_videos=len(skipped), wall_seconds=time.perf_counter() - started, peak_rss_mb=peak_rss_mb()
+            skipped_videos=len(skipped["train"]),
+            skipped_val_videos=len(skipped["val"]),
+            skipped_test_videos=len(skipped["test"]),
+            wall_seconds=time.perf_counter() - started,
+            peak_rss_mb=peak_rss_mb(),
         )
         if is_global_zero():
-            if skipped:
-                write_skipped_videos(run_dir, skipped)
+            for stage, videos in skipped.items():
+                if videos:
+                    write_skipped_videos(run_dir, videos, stage)
             write_results(run_dir, record)
         _finish_wandb()
 
@@ -142,7 +161,7 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     weights = find_pretrained(cfg.model)
     import pytorch_lightning as pl
 
-    from .callbacks import TrainingThroughput
+    from .callbacks import ResumableTraining, TrainingThroughput
     from .models import clip_gflops
     from .module import VideoClassifier, network_args
     from .run_artifacts import write_run_artifacts
@@ -157,6 +176,7 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
         optimizer=resolved["optimizer"],
         scheduler=resolved["scheduler"],
         view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
+        train_batch_size=cfg.data.batch_size,
     )
     if weights is not None:
         record.update(load_pretrained(module.net, weights).as_record())
@@ -165,8 +185,12 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     throughput = TrainingThroughput()
     provenance = {key: record[key] for key in ("git_commit", "git_dirty", "versions")}
     loggers = build_loggers(cfg.get("logger"), {**resolved, **provenance}, group=wandb_group)
+    validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=[*_instantiate_all(cfg.get("callbacks")), throughput, stop], logger=loggers or False
+        cfg.trainer,
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), ResumableTraining(cfg.seed), throughput, stop],
+        logger=loggers or False,
+        **validation,
     )
     with explain_unsafe_checkpoint(resume_from or ""):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -187,6 +211,11 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
         test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
         test_mean_class_acc=metrics.get("test/mean_class_acc"),
         test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
+        test_videos=module.evaluated["test"],
+        val_videos=module.evaluated["val"],
+        lr_effective=module.effective_lr,
+        effective_batch_size=module.effective_batch_size(),
+        device=_device_name(trainer),
         train_seconds=throughput.train_seconds,
         train_clips_per_s=throughput.clips_per_second,
         best_checkpoint=best_path,
@@ -196,6 +225,16 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     if trainer.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
         write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
+
+
+def _device_name(trainer) -> str:
+    """What the run trained on: "cpu", or the GPU's name (with the count when there are several)."""
+    import torch
+
+    if trainer.strategy.root_device.type != "cuda":
+        return trainer.strategy.root_device.type
+    name = torch.cuda.get_device_name(trainer.strategy.root_device)
+    return f"{trainer.world_size} x {name}" if trainer.world_size > 1 else name
 
 
 def _run_name(cfg: DictConfig) -> str | None:

@@ -45,13 +45,14 @@ def test_accuracy_summary_counts_videos_and_averages_classes():
     assert summary["mean_class_acc"] == pytest.approx((1.0 + 1 / 3) / 2)
 
 
-def test_module_combines_shuffled_view_batches_into_the_mean_of_its_views(tiny_dataset):
-    """Through Lightning: views of a video arrive in different, shuffled batches of the
-    second test loader; the module's per-video prediction is the mean over all of them."""
+def test_module_averages_each_videos_views_and_keeps_its_central_clip(tiny_dataset):
+    """Through Lightning: each test item is a whole video (central clip, then 2 x 3 views); the module's
+    multi-view prediction is the mean over the views, its single-view one the central clip's."""
     import pytorch_lightning as pl
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     from ar_experiments.data.datamodule import VideoDataModule
+    from ar_experiments.data.transforms import normalise_clips
     from ar_experiments.module import VideoClassifier
 
     data = VideoDataModule(
@@ -61,6 +62,7 @@ def test_module_combines_shuffled_view_batches_into_the_mean_of_its_views(tiny_d
         stride=8,
         crop_size=32,
         short_side=36,
+        batch_size=8,
         num_workers=0,
         temporal_views=2,
         spatial_crops=3,
@@ -69,13 +71,13 @@ def test_module_combines_shuffled_view_batches_into_the_mean_of_its_views(tiny_d
     torch.manual_seed(0)
     module = VideoClassifier({"name": "x3d_m", "frames": 4, "crop_size": 32}, data.classes)
     videos = 3
-    shuffled = torch.randperm(videos * 2, generator=torch.Generator().manual_seed(1)).tolist()
-    loaders = [
-        DataLoader(Subset(data.test_set, range(videos)), batch_size=2),
-        DataLoader(Subset(data.test_views_set, shuffled), batch_size=2),
-    ]
+    loader = data.test_dataloader()
+    assert loader.batch_size == 1, "8 clips per batch: one video of 1 + 6 clips"
+    subset = torch.utils.data.DataLoader(
+        Subset(data.test_set, range(videos)), batch_size=2, collate_fn=loader.collate_fn
+    )
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.test(module, dataloaders=loaders, verbose=False)
+    metrics = trainer.test(module, dataloaders=subset, verbose=False)[0]
 
     indices, probabilities, labels = module.test_predictions.predictions()
     assert indices == list(range(videos))
@@ -83,12 +85,8 @@ def test_module_combines_shuffled_view_batches_into_the_mean_of_its_views(tiny_d
     assert labels.tolist() == [data.index.test[i].label for i in range(videos)]
     module.eval()  # Lightning puts the module back in training mode after testing
     with torch.no_grad():
-        expected = torch.stack(
-            [
-                torch.cat([module(data.test_views_set[v * 2 + view]["video"]).softmax(1) for view in range(2)]).mean(0)
-                for v in range(videos)
-            ]
-        )
-    assert torch.allclose(probabilities, expected, atol=1e-5)
-    # the central single view is kept per video too
-    assert module.single_view.views == {i: 1 for i in range(videos)}
+        clips = [module(normalise_clips(data.test_set[v]["video"])).softmax(1) for v in range(videos)]
+    torch.testing.assert_close(probabilities, torch.stack([c[1:].mean(0) for c in clips]), rtol=1e-5, atol=1e-6)
+    _, central, _ = module.single_view.predictions()
+    torch.testing.assert_close(central, torch.stack([c[0] for c in clips]), rtol=1e-5, atol=1e-6)
+    assert metrics["test/top1"] == accuracy_summary(central, labels, len(data.classes))["top1"]

@@ -294,3 +294,45 @@ def test_an_unreachable_wandb_server_leaves_the_run_complete_with_csv_logs(cache
     assert results(run_dir)["status"] == "completed"
     assert epoch_metrics(run_dir)["val/top1"]
     assert "W&B could not start" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_unreadable_test_and_validation_videos_are_left_out_counted_once_and_listed(
+    compose_config, tiny_dataset, tmp_path, caplog
+):
+    root = copy_dataset(tiny_dataset, tmp_path / "data")
+    index = load_split(root, 1)
+    _, val = hold_out_groups(index.train, groups_per_class=3, seed=0)
+    broken_test = sorted([index.test[2].path, index.test[5].path])
+    break_video(root / "UCF-101" / broken_test[0], "zero_bytes")
+    break_video(root / "UCF-101" / broken_test[1], "short_stream")  # opens, but the later views' frames are gone
+    break_video(root / "UCF-101" / val[0].path, "not_a_video")
+    run_dir = tmp_path / "run"
+    overrides = [
+        *folder_overrides(root, run_dir),
+        "trainer.limit_val_batches=1.0",
+        "trainer.limit_test_batches=1.0",
+        "test.temporal_views=3",
+        "test.spatial_crops=3",
+        "data.num_workers=1",
+    ]
+    with caplog.at_level(logging.WARNING, logger="ar_experiments.module"):
+        train_in_process(compose_config, overrides)
+    record = results(run_dir)
+    assert record["status"] == "completed"
+    assert (record["test_videos"], record["skipped_test_videos"]) == (len(index.test) - 2, 2)
+    assert (record["val_videos"], record["skipped_val_videos"]) == (len(val) - 1, 1)
+    assert (run_dir / "skipped_test_videos.txt").read_text().splitlines() == broken_test
+    assert (run_dir / "skipped_val_videos.txt").read_text().splitlines() == [val[0].path]
+    with open(run_dir / "test_predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    videos = [row["video"] for row in rows]
+    assert len(videos) == len(set(videos)) == len(index.test) - 2 and not set(broken_test) & set(videos)
+    assert {row["views"] for row in rows} == {"9"}
+    by_hand = sum(row["label"] == row["predicted"] for row in rows) / len(rows)
+    assert record["test_top1_multiview"] == pytest.approx(by_hand, abs=1e-6)
+    with open(run_dir / "per_class_accuracy.csv") as handle:
+        assert sum(int(row["support"]) for row in csv.DictReader(handle)) == len(rows)
+    warnings = [r.getMessage() for r in caplog.records if "left out of the" in r.getMessage()]
+    assert sorted(w.split()[3] for w in warnings if "test video" in w) == broken_test  # each named once
+    assert [w.split()[3] for w in warnings if "val video" in w] == [val[0].path]
