@@ -2,7 +2,8 @@
 
 Two settings are compared when they differ in the model alone or in the frames alone (every other
 swept override equal; split and seed are the replicates that pair their runs):
-- on each split (and seed) where both ran and left test_predictions.csv, over the shared test videos;
+- on each split (and seed) where both ran and left test_predictions.csv, over the test videos both runs
+  evaluated (a run leaves out the videos it could not read, so two runs may differ in a few);
 - across all splits and seeds where both ran, over the matched runs' headline accuracies.
 The setting with the higher mean accuracy is named first, so a negative difference on one split
 means that split disagrees with the average.
@@ -39,7 +40,7 @@ class Comparison:
     a: str
     b: str
     replicates: str  # "split 1" for ON_VIDEOS; the splits/seeds used for OVER_RUNS
-    n: int  # test videos, or matched runs
+    n: int  # test videos both runs evaluated, or matched runs
     accuracy_a: float
     accuracy_b: float
     difference: float  # accuracy_a - accuracy_b, a fraction (mean of the run differences for OVER_RUNS)
@@ -51,7 +52,13 @@ class Comparison:
     only_a_right: int | None = None
     only_b_right: int | None = None
     std_difference: float | None = None
+    videos_a: int | None = None  # ON_VIDEOS: test videos each run evaluated; n counts those both evaluated
+    videos_b: int | None = None
     sentence: str = ""
+
+    @property
+    def videos_differ(self) -> bool:
+        return self.kind == ON_VIDEOS and (self.videos_a != self.n or self.videos_b != self.n)
 
 
 def points(fraction: float) -> str:
@@ -136,6 +143,7 @@ def compare_sweep(
             job_a, job_b = table[first][replicate], table[second][replicate]
             if job_a.name not in predictions or job_b.name not in predictions:
                 continue
+            # only the videos both runs evaluated: either may have left out videos it could not read
             joined = pd.concat([predictions[job_a.name], predictions[job_b.name]], axis=1, join="inner")
             if joined.empty:
                 continue
@@ -158,6 +166,8 @@ def compare_sweep(
                     p_value=result.p_value,
                     only_a_right=result.only_a_right,
                     only_b_right=result.only_b_right,
+                    videos_a=len(predictions[job_a.name]),
+                    videos_b=len(predictions[job_b.name]),
                 )
             )
         if replicate_keys and shared:
@@ -195,4 +205,4 @@ def compare_sweep(
 def comparisons_table(comparisons: list[Comparison]) -> pd.DataFrame:
     columns = list(Comparison.__dataclass_fields__)
     table = pd.DataFrame([asdict(c) for c in comparisons], columns=columns)
-    return table.astype({"n": "Int64", "only_a_right": "Int64", "only_b_right": "Int64"})
+    return table.astype({key: "Int64" for key in ("n", "only_a_right", "only_b_right", "videos_a", "videos_b")})

@@ -84,10 +84,22 @@ RESULT_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
 ]
 
 
+def format_interval(estimate: AccuracyEstimate) -> str:
+    return f"{percent(estimate.ci_low)} to {percent(estimate.ci_high)}"
+
+
+def evaluated_videos_text(job: Job) -> str:
+    """The test videos a run was evaluated on: "3781 (2 skipped)" when it left out unreadable ones."""
+    videos, skipped = job.get("test_videos"), job.get("skipped_test_videos")
+    if videos is None:
+        return ""  # a results.json written before runs counted them
+    return f"{videos} ({skipped} skipped)" if skipped else str(videos)
+
+
 @dataclass
 class SweepReport:
     sweep: Sweep
-    estimates: dict[str, AccuracyEstimate]  # job name -> top-1 with bootstrap CI from its test predictions
+    estimates: dict[str, AccuracyEstimate]  # job name -> top-1 with its interval, from its test predictions
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
     plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
@@ -104,14 +116,35 @@ class SweepReport:
             columns.append((header, lambda job, key=key, fmt=fmt: fmt(job.get(key))))
             if key == HEADLINE and self.estimates:
                 columns.append((f"top-1 {CONFIDENCE:.0%} CI", self.interval_text))
+            if key == HEADLINE and self.shows_test_videos:
+                columns.append(("test videos", evaluated_videos_text))
         columns += [
             (key, lambda job, key=key: format_value((job.overrides or {}).get(key, ""))) for key in self.sweep.varied
         ]
         return markdown_table([header for header, _ in columns], [[cell(job) for _, cell in columns] for job in jobs])
 
+    @property
+    def shows_test_videos(self) -> bool:
+        return any(job.get("test_videos") is not None for job in self.sweep.jobs)
+
+    def columns_explained(self) -> str:
+        text = (
+            "Accuracies are test-set percentages. top-1 is the single central view; "
+            "top-1 multi-view averages the test views (the same as top-1 when one view was used) and is the "
+            f"accuracy ({HEADLINE}) that the summary, the comparisons and the plots use."
+        )
+        if self.estimates:
+            text += (
+                f" top-1 {CONFIDENCE:.0%} CI: the Clopper-Pearson interval of top-1 multi-view over the videos "
+                f"of the run's {PREDICTIONS_FILE}."
+            )
+        if self.shows_test_videos:
+            text += " test videos: the test videos a run was evaluated on, and how many it left out as unreadable."
+        return text
+
     def interval_text(self, job: Job) -> str:
         estimate = self.estimates.get(job.name)
-        return f"{percent(estimate.ci_low)} to {percent(estimate.ci_high)}" if estimate else ""
+        return format_interval(estimate) if estimate else ""
 
     def completed_runs(self) -> pd.DataFrame:
         """One row per completed run with what the summary table and the plots need."""
@@ -187,6 +220,9 @@ class SweepReport:
                 "",
             ]
             lines += [f"- {c.sentence}" for c in on_videos]
+            uneven = [c for c in on_videos if c.videos_differ]
+            if uneven:
+                lines += ["", uneven_videos_note(uneven)]
         else:
             lines.append(
                 f"None: this needs two runs on the same split that differ in model or frames alone, "
@@ -248,9 +284,7 @@ class SweepReport:
             + ", ".join(f"{count} {status}" for status, count in counts.items())
             + ").",
             "",
-            "Accuracies are test-set percentages. top-1 is the single central view; "
-            "top-1 multi-view averages the test views (the same as top-1 when one view was used) and is the "
-            f"accuracy ({HEADLINE}) that the summary, the comparisons and the plots use.",
+            self.columns_explained(),
             *provenance(sweep.completed),
             "",
             "## Runs",
@@ -281,6 +315,15 @@ class SweepReport:
         if self.notes:
             lines += ["## Notes", "", *(f"- {note}" for note in self.notes), ""]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def uneven_videos_note(comparisons: list[Comparison]) -> str:
+    """One line naming the per-video comparisons whose two runs evaluated different test videos."""
+    pairs = "; ".join(
+        f"{c.a} vs {c.b}, {c.replicates}: {c.n} shared ({c.a} evaluated {c.videos_a}, {c.b} {c.videos_b})"
+        for c in comparisons
+    )
+    return f"Runs that evaluated different test videos are compared on the videos both evaluated: {pairs}."
 
 
 def shorten(text: str, limit: int = ERROR_CHARS_IN_TABLE) -> str:
@@ -339,7 +382,8 @@ def runs_csv(report: SweepReport) -> pd.DataFrame:
         estimate = report.estimates.get(job.name)
         if estimate:
             row.update(
-                test_videos=estimate.videos,
+                # not `test_videos`: that is the results.json key, counted by the run itself
+                predictions_videos=estimate.videos,
                 predictions_top1=estimate.accuracy,
                 predictions_top1_ci_low=estimate.ci_low,
                 predictions_top1_ci_high=estimate.ci_high,
@@ -360,7 +404,7 @@ def analyse(sweep: Sweep, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
         if correct is None or correct.empty:
             continue
         predictions[job.name] = correct
-        estimates[job.name] = accuracy_with_ci(correct.to_numpy(), n_resamples=n_resamples, seed=seed)
+        estimates[job.name] = accuracy_with_ci(correct.to_numpy())
     without = [job.name for job in sweep.completed if job.name not in predictions]
     if without:
         notes.append(
@@ -415,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument(
         "--latest", action="store_true", help="the newest multirun/<date>/<time> under the current folder"
     )
-    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples (at least 1000)")
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help="bootstrap resamples of paired differences (at least 1000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     args = parser.parse_args(argv)
     if args.resamples < MIN_RESAMPLES:

@@ -39,8 +39,13 @@ def write_job(
     best_val: float = 0.5,
     gflops: float | None = None,
     results: bool = True,
+    left_out: tuple[int, ...] | None = None,
 ) -> Path:
-    """One job folder as train() leaves it; `right` = the first `right` test videos are classified right."""
+    """One job folder as train() leaves it; `right` = the first `right` test videos are classified right.
+
+    `left_out`: the test videos the run could not read and left out (not in its predictions, counted in
+    results.json); None writes a results.json from before runs counted their test videos.
+    """
     job = sweep / f"{num}-{model}-{frames}f-split{split}"
     (job / ".hydra").mkdir(parents=True)
     overrides = [f"model={model}", f"frames={frames}", f"split={split}", f"seed={seed}", *extra_overrides]
@@ -64,7 +69,8 @@ def write_job(
     if status == "failed":
         record["error"] = error
     else:
-        accuracy = right / VIDEOS
+        evaluated = [i for i in range(VIDEOS) if i not in (left_out or ())]
+        accuracy = sum(i < right for i in evaluated) / len(evaluated)
         record.update(
             epochs=3,
             best_val_acc=best_val,
@@ -79,16 +85,18 @@ def write_job(
         )
         if gflops is not None:
             record["gflops"] = gflops
-        write_predictions(job, split, right)
+        if left_out is not None:
+            record.update(test_videos=len(evaluated), skipped_test_videos=len(left_out))
+        write_predictions(job, split, right, left_out or ())
         write_metrics(job, [0.3, best_val - 0.1, best_val])
     (job / "results.json").write_text(json.dumps(record))
     return job
 
 
-def write_predictions(job: Path, split: int, right: int) -> None:
+def write_predictions(job: Path, split: int, right: int, left_out: tuple[int, ...] = ()) -> None:
     labels = np.arange(VIDEOS) % len(CLASSES)
     predicted = np.where(np.arange(VIDEOS) < right, labels, (labels + 1) % len(CLASSES))
-    pd.DataFrame(
+    table = pd.DataFrame(
         {
             # a run's rows are in its own order: matching must go by the video column
             "video": [f"{CLASSES[c]}/v_{CLASSES[c]}_g{split:02d}_c{i:03d}.avi" for i, c in enumerate(labels)],
@@ -101,7 +109,8 @@ def write_predictions(job: Path, split: int, right: int) -> None:
             "prob_predicted": 0.6,
             "views": 1,
         }
-    ).sample(frac=1.0, random_state=split).to_csv(job / "test_predictions.csv", index=False)
+    ).drop(index=list(left_out))
+    table.sample(frac=1.0, random_state=split).to_csv(job / "test_predictions.csv", index=False)
 
 
 def write_metrics(job: Path, val_top1: list[float]) -> None:
@@ -144,8 +153,12 @@ def test_report_files_tables_and_plots(grid_sweep, capsys):
     assert main([str(grid_sweep), *FAST]) == 0
     markdown = (grid_sweep / "report.md").read_text()
 
-    # the run table: every job, finished or not, with its accuracies in percent
-    assert "| 0-slowfast-16f-split1 | completed | 75.0 | 75.0 |" in markdown
+    # the run table: every job, finished or not, with its accuracies in percent and the interval
+    # (Clopper-Pearson for 150 of 200: the 2.5% quantile of Beta(150, 51), the 97.5% of Beta(151, 50))
+    assert "| 0-slowfast-16f-split1 | completed | 75.0 | 75.0 | 68.4 to 80.8 |" in markdown
+    assert "Clopper-Pearson" in markdown
+    # results.json files from before runs counted their test videos: no column for them
+    assert "test videos |" not in markdown.split("## By model")[0]
     assert "| 12-slowfast-32f-split1 | failed |" in markdown
     assert "| 13-x3d_m-32f-split1 | unfinished |" in markdown
 
@@ -189,7 +202,8 @@ def test_report_csv_has_every_job_its_overrides_and_the_interval(grid_sweep):
     assert len(table) == 14
     first = table.loc["0-slowfast-16f-split1"]
     assert first["test_top1"] == 0.75 and first["override.model"] == "slowfast" and first["versions.torch"] == "2.14.1"
-    assert first["test_videos"] == VIDEOS and first["predictions_top1"] == 0.75
+    assert first["predictions_videos"] == VIDEOS and first["predictions_top1"] == 0.75
+    assert "test_videos" not in table  # these results.json files do not count their test videos
     assert first["predictions_top1_ci_low"] < 0.75 < first["predictions_top1_ci_high"]
     assert table.loc["12-slowfast-32f-split1", "error"] == "OutOfMemoryError: CUDA out of memory"
     assert table.loc["13-x3d_m-32f-split1", "status"] == "unfinished"
@@ -201,6 +215,58 @@ def test_report_csv_has_every_job_its_overrides_and_the_interval(grid_sweep):
     row = on_videos[(on_videos["a"] == "slowfast-16f") & (on_videos["b"] == "x3d_m-16f")].iloc[0]
     assert row["difference"] == pytest.approx(0.15) and row["only_a_right"] == 30 and row["only_b_right"] == 0
     assert row["p_value"] < 0.001 and row["p_holm"] >= row["p_value"]
+
+
+def test_runs_that_evaluated_different_videos_are_compared_on_the_videos_both_evaluated(tmp_path):
+    sweep = tmp_path / "skips"
+    write_job(sweep, 0, "slowfast", 8, right=150, left_out=())
+    # x3d_m-8f could not read videos 130 and 131: slowfast-8f got both right, x3d_m-8f would have got both wrong
+    write_job(sweep, 1, "x3d_m", 8, right=120, left_out=(130, 131))
+    write_job(sweep, 2, "x3d_m", 16, right=110)  # an older results.json, without the counts
+    main([str(sweep), *FAST])
+
+    comparisons = pd.read_csv(sweep / "comparisons.csv")
+    row = comparisons[(comparisons["a"] == "slowfast-8f") & (comparisons["b"] == "x3d_m-8f")].iloc[0]
+    # over the 198 shared videos: slowfast-8f right on 148, x3d_m-8f on 120, and 28 (not 30) discordant
+    assert row["n"] == 198 and (row["videos_a"], row["videos_b"]) == (200, 198)
+    assert (row["only_a_right"], row["only_b_right"]) == (28, 0)
+    assert row["accuracy_a"] == pytest.approx(148 / 198) and row["accuracy_b"] == pytest.approx(120 / 198)
+    assert row["difference"] == pytest.approx(28 / 198)
+    assert row["sentence"].startswith("slowfast-8f vs x3d_m-8f, split 1, 198 test videos: +14.1 points [95% CI")
+    assert row["sentence"].endswith("McNemar p < 0.001 (28 vs 0 discordant videos): significant at 0.05")
+
+    markdown = (sweep / "report.md").read_text()
+    assert (
+        "Runs that evaluated different test videos are compared on the videos both evaluated: "
+        "slowfast-8f vs x3d_m-8f, split 1: 198 shared (slowfast-8f evaluated 200, x3d_m-8f 198); "
+        "x3d_m-8f vs x3d_m-16f, split 1: 198 shared (x3d_m-8f evaluated 198, x3d_m-16f 200)."
+    ) in markdown
+    runs = markdown.split("## Runs")[1].split("## By model")[0]
+    header = runs.splitlines()[2]
+    assert "| top-1 95% CI | test videos | top-5 |" in header
+    cells = {
+        line.split(" | ")[0][2:]: line.split(" | ")[header.split(" | ").index("test videos")]
+        for line in runs.splitlines()[4:]
+        if line.startswith("| ")
+    }
+    assert cells == {"0-slowfast-8f-split1": "200", "1-x3d_m-8f-split1": "198 (2 skipped)", "2-x3d_m-16f-split1": ""}
+
+    table = pd.read_csv(sweep / "report.csv").set_index("job")
+    skipping = table.loc["1-x3d_m-8f-split1"]
+    assert (skipping["test_videos"], skipping["skipped_test_videos"], skipping["predictions_videos"]) == (198, 2, 198)
+    assert skipping["test_top1"] == pytest.approx(120 / 198)
+    assert np.isnan(table.loc["2-x3d_m-16f-split1", "test_videos"])
+    assert table.loc["2-x3d_m-16f-split1", "predictions_videos"] == VIDEOS
+
+
+def test_runs_on_the_same_videos_get_no_note_about_them(tmp_path):
+    sweep = tmp_path / "even"
+    write_job(sweep, 0, "slowfast", 8, right=150, left_out=())
+    write_job(sweep, 1, "x3d_m", 8, right=120, left_out=())
+    main([str(sweep), *FAST])
+    markdown = (sweep / "report.md").read_text()
+    assert "slowfast-8f vs x3d_m-8f, split 1, 200 test videos" in markdown
+    assert "different test videos" not in markdown and "| 200 |" in markdown
 
 
 def test_report_of_a_seed_grid_warns_that_two_seeds_are_too_few(tmp_path):

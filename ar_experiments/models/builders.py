@@ -87,8 +87,11 @@ class VideoNet(nn.Module):
     """(B, C, T, H, W) -> logits. For SlowFast, the slow pathway is taken here.
 
     The slow pathway keeps ceil(T / alpha) of the T fast frames, evenly spaced,
-    which is what the fusion convolutions' temporal stride alpha expects. A new
-    list is built every call: pytorchvideo's SlowFast mutates its input list.
+    which is what the fusion convolutions' temporal stride alpha expects. Their
+    indices are truncated, not rounded, as PySlowFast's PackPathway takes them
+    (32 frames: 0, 4, 8, 13, 17, 22, 26, 31), so the published checkpoints see
+    the frames they were trained on. A new list is built every call:
+    pytorchvideo's SlowFast mutates its input list.
     """
 
     def __init__(self, net: nn.Module, name: str, slowfast_alpha: int | None = None, channels_last: bool = False):
@@ -144,7 +147,7 @@ class VideoNet(nn.Module):
             return self.net(clip)
         frames = clip.shape[2]
         slow_count = math.ceil(frames / self.slowfast_alpha)
-        slow_index = torch.linspace(0, frames - 1, slow_count, device=clip.device).round().long()
+        slow_index = torch.linspace(0, frames - 1, slow_count, device=clip.device).long()
         return self.net([clip.index_select(2, slow_index), clip])
 
 
