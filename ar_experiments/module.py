@@ -13,10 +13,14 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .evaluate import VideoLevelAccumulator, accuracy_summary
 from .models import build_model
+from .models.run_options import prepare_to_run
 
 log = logging.getLogger(__name__)
 
-BUILD_KEYS = ("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last")
+BUILD_KEYS = (
+    *("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last"),
+    *("pointwise_matmul", "depthwise_fp32"),
+)
 
 
 def network_args(model: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +62,10 @@ class VideoClassifier(pl.LightningModule):
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    def setup(self, stage: str) -> None:
+        # torch.compile and float32 precision (models/run_options.py): only when a trainer runs the network
+        prepare_to_run(self.net, self.hparams.model)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.net(clip)
