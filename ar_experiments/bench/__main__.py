@@ -303,7 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     text = write_output(args.output, figures, context, info, time.perf_counter() - started)
     print(text)
     print(f"\nwrote {args.output} ({time.perf_counter() - started:.0f} s)")
-    return 0
+    failed = [
+        row for row in context.get("train", {}).get("variants", []) if row["variant"] == "seed" and "error" in row
+    ]
+    for row in failed:
+        print(f"bench: the seed setting of {row['model']} failed: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

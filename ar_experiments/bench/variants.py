@@ -31,7 +31,7 @@ VARIANTS = {
     for variant in (
         SEED,
         Variant("batch32", ("data.batch_size=32",), "batch 32 (learning rate by optimizer.lr_scaling)", evaluate=True),
-        Variant("compile", ("model.compile=true",), "torch.compile, default mode", evaluate=True),
+        Variant("compile", ("model.compile=true",), "torch.compile, default mode"),
         Variant("batch32+compile", ("data.batch_size=32", "model.compile=true"), "both", evaluate=True),
         Variant("fp32", ("trainer.precision=32-true", "model.fp32_precision=tf32"), "float32 weights, TF32 math"),
         Variant(
@@ -63,10 +63,10 @@ GPU_DEFAULT = (
     "seed",
     "batch32",
     "fp32",
-    "depthwise-fp32",
-    "no-channels-last",
     "compile",
     "batch32+compile",
+    "depthwise-fp32",
+    "no-channels-last",
     "batch16",
     "pointwise-matmul",
     "fp32-ieee",
