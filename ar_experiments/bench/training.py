@@ -87,6 +87,7 @@ class EvaluationTiming:
     val_seconds: float
     test_videos: int
     test_seconds: float
+    views: str  # temporal x spatial views per test video
 
 
 @dataclass
@@ -273,6 +274,7 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
         val_seconds=clock.ends[-1] - clock.ends[0],
         test_videos=len(datamodule.index.test),
         test_seconds=test_seconds,
+        views=f"{cfg.test.temporal_views}x{cfg.test.spatial_crops}",
     )
 
 
