@@ -189,9 +189,7 @@ def training_figures(
     return summary(results)
 
 
-def multirun_figures(
-    plan: Plan, args: argparse.Namespace, workdir: Path, save_partial
-) -> tuple[dict[str, list[Measurement]], dict]:
+def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
     from hydra.utils import instantiate
 
     from .multirun import run_multirun
@@ -249,8 +247,10 @@ def write_output(path: Path, figures: dict[str, list[Measurement]], context: dic
     """bench.json (atomically) and the printed text: warnings, the figures' table, the variants' table."""
     from ..atomic import atomic_write_json
 
-    text = "\n".join(f"WARNING: {warning}" for warning in info["warnings"])
-    text += ("\n\n" if text else "") + table(figures) if figures else text
+    blocks = [f"WARNING: {warning}" for warning in info["warnings"]]
+    if figures:
+        blocks.append(table(figures))
+    text = "\n\n".join(blocks)
     variants = context.get("train", {}).get("variants_table")
     if variants:
         text += "\n\ntraining settings (rates pooled over rounds; x seed: over the same model's seed setting)\n"
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: WARNING: {warning}", file=sys.stderr, flush=True)
     figures: dict[str, list[Measurement]] = {}
     context: dict = {"plan": "quick" if args.quick else "full", "device": args.device}
-    steps = {"data": data_figures, "train": training_figures, "multirun": multirun_figures}
+    measure = {"data": data_figures, "multirun": multirun_figures}
     with tempfile.TemporaryDirectory(prefix="ar-bench-") as tmp:
         for part in args.parts:
             print(f"bench: {part} ...", file=sys.stderr, flush=True)
@@ -293,10 +293,10 @@ def main(argv: list[str] | None = None) -> int:
                 partial = {**context, part: {**part_context, "partial": True}}
                 write_output(args.output, {**figures, **part_figures}, partial, info, time.perf_counter() - started)
 
-            if part == "data":
-                part_figures, part_context = data_figures(plan, args, workdir)
+            if part == "train":
+                part_figures, part_context = training_figures(plan, args, workdir, save_partial)
             else:
-                part_figures, part_context = steps[part](plan, args, workdir, save_partial)
+                part_figures, part_context = measure[part](plan, args, workdir)
             figures.update(part_figures)
             context[part] = {**part_context, "seconds": round(time.perf_counter() - part_started, 1)}
             write_output(args.output, figures, context, info, time.perf_counter() - started)

@@ -58,8 +58,9 @@ class PointwiseConv3d(nn.Conv3d):
 
     Same parameters, same names, same result; on the CPU PyTorch runs these
     through a general 3D convolution whose backward pass is 2-16x slower than
-    the matrix multiply (X3D-M has 88 of them: its training step runs ~1.8x
-    faster, measured by `python -m ar_experiments.bench`). On a channels-last-3d
+    the matrix multiply (X3D-M has 88 of them: with them and fused optimiser
+    steps its one-thread training step runs ~1.7x faster; `python -m
+    ar_experiments.bench` measures them as kernels_vs_stock). On a channels-last-3d
     tensor the permutes are views, so no copy is made. Which of the two runs is
     decided at every call from the input's device (`matmul_wins`), so a network
     moved to a GPU after it was built does what suits the GPU.
