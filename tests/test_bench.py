@@ -85,6 +85,19 @@ def test_quick_data_bench_writes_every_figure_with_its_goal(tmp_path, capsys):
     assert "data_vs_pytorchvideo" in text and ">= 0.6" in text
 
 
+def test_a_known_bad_cudnn_is_warned_about_in_the_bench_output(tmp_path, monkeypatch, capsys):
+    from ar_experiments import cudnn_check
+
+    warning = "cuDNN 9.10.2 with torch 2.9.0: bf16/fp16 3D convolutions bypass cuDNN"
+    monkeypatch.setattr(cudnn_check, "runtime_problems", lambda precision, accelerator: [warning])
+    output = tmp_path / "bench.json"
+    assert main(["--quick", "--parts", "data", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["machine"]["warnings"] == [warning] and report["table"][0] == f"WARNING: {warning}"
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"WARNING: {warning}") and warning in captured.err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
 def test_cuda_bench_without_cuda_says_so(tmp_path):
     with pytest.raises(SystemExit, match="no CUDA device is available"):
