@@ -15,11 +15,15 @@ from torchmetrics.classification import MulticlassAccuracy
 from .data.transforms import normalise_clips
 from .evaluate import VideoLevelAccumulator, accuracy_summary, union_over_ranks
 from .models import build_model
+from .models.run_options import prepare_to_run
 from .optimization import WeightAverage, scaled_learning_rate
 
 log = logging.getLogger(__name__)
 
-BUILD_KEYS = ("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last")
+BUILD_KEYS = (
+    *("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last"),
+    *("pointwise_matmul", "depthwise_fp32"),
+)
 # keys of the optimizer config that are this project's, not arguments of the torch optimiser
 OPTIMIZER_EXTRAS = ("head_lr_mult", "lr_scaling", "reference_batch_size", "average_from_epoch")
 EVALUATION_STAGES = {RunningStage.VALIDATING: "val", RunningStage.SANITY_CHECKING: "val", RunningStage.TESTING: "test"}
@@ -74,6 +78,10 @@ class VideoClassifier(pl.LightningModule):
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    def setup(self, stage: str) -> None:
+        # torch.compile and float32 precision (models/run_options.py): only when a trainer runs the network
+        prepare_to_run(self.net, self.hparams.model)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.net(clip)

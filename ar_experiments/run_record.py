@@ -30,12 +30,17 @@ def git_state(folder: Path) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run depends on, and the CUDA and cuDNN that torch uses."""
+    from .cudnn_check import runtime_versions
+
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    runtime = runtime_versions()  # torch's own view: a CUDA build, its cuDNN (None on a CPU-only build)
+    versions.update({key: runtime[key] for key in ("cuda", "cudnn") if runtime[key]})
     return versions
 
 

@@ -162,11 +162,13 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     import pytorch_lightning as pl
 
     from .callbacks import ResumableTraining, TrainingThroughput
+    from .cudnn_check import warn_known_problems
     from .models import clip_gflops
     from .module import VideoClassifier, network_args
     from .run_artifacts import write_run_artifacts
 
     limit_threads(cfg)
+    warn_known_problems(str(cfg.trainer.precision), str(cfg.trainer.accelerator))  # known-bad torch/cuDNN for 3D convs
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     class_names = datamodule.classes  # reads and checks the split files before any model is built

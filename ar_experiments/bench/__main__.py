@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -13,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .figures import Measurement, figure_entry, table
+from .variants import CPU_DEFAULT, GPU_DEFAULT, QUICK_DEFAULT, VARIANTS, pick
 from .videos import QUICK_SHAPE, VideoShape, ucf101_layout, write_videos
 
 PARTS = ("data", "train", "multirun")
@@ -36,8 +36,12 @@ class Plan:
 
 FULL = Plan(4, VideoShape(), ((112, 128), (224, 256)), 5, 16, 3, 10, 2, 6, False)
 QUICK = Plan(2, QUICK_SHAPE, ((112, 128),), 2, 2, 1, 2, 1, 2, True)
-GPU_TRAINING = ["data=ucf101", "trainer=gpu", "frames=16"]
-GPU_STEPS, GPU_WARMUP, GPU_CLASSES = 30, 5, 20  # 20 classes x 15 training groups: 37 batches of 8
+GPU_ROUNDS, GPU_STEPS, GPU_WARMUP = 1, 30, 5  # a GPU of one's own: one round; 5 warm-up steps cover compilation
+# The bench's UCF101-layout folder: 20 classes, 15 training groups of 5 clips (1,500 videos: 46 batches of 32),
+# 3 validation groups (300 videos), 7 test groups of one clip (140 videos, 4,200 clips at 10x3 views).
+LAYOUT_CLASSES, LAYOUT_TRAIN_CLIPS_PER_GROUP = 20, 5
+REAL_SIZE_MODELS = {"x3d_m": ["model=x3d_m", "frames=16"], "slowfast": ["model=slowfast", "frames=32"]}
+SYNTHETIC_MODELS = {"x3d_m": ["model=x3d_m"], "slowfast": ["model=slowfast"]}
 TINY_SYNTHETIC = [
     "data.synthetic.classes=[MoveRight,MoveLeft,Grow]",
     "data.synthetic.clips_per_group=[1,1]",
@@ -65,6 +69,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny videos and one or two repeats: checks every part runs; figures are not meaningful",
     )
     parser.add_argument(
+        "--models",
+        help="comma-separated models for the training part (default: x3d_m,slowfast at real size, x3d_m otherwise)",
+    )
+    parser.add_argument(
+        "--variants",
+        help="comma-separated training settings to compare with the seed's (default: a set per device; "
+        f"all: {','.join(VARIANTS)})",
+    )
+    parser.add_argument(
+        "--layout",
+        action="store_true",
+        help="train on a UCF101-layout folder of generated 320x240 videos (data=ucf101, X3D-M 16 frames, "
+        "SlowFast 32 frames, 224 crops) instead of the synthetic dataset; always with --device cuda",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds after which the training part starts no new measurement (the rest are listed as skipped)",
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         help="synthetic dataset cache for the train and multirun parts (default: paths.cache_dir)",
@@ -75,7 +99,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         parser.error(f"--parts: unknown part(s) {unknown}; choose from {','.join(PARTS)}")
+    args.layout = args.layout or args.device == "cuda"
+    models = REAL_SIZE_MODELS if args.layout else SYNTHETIC_MODELS
+    args.models = _names(args.models) or (list(REAL_SIZE_MODELS) if args.layout else ["x3d_m"])
+    if unknown := sorted(set(args.models) - set(models)):
+        parser.error(f"--models: unknown model(s) {unknown}; choose from {','.join(models)}")
+    default = GPU_DEFAULT if args.device == "cuda" else (QUICK_DEFAULT if args.quick else CPU_DEFAULT)
+    try:
+        args.variants = pick(_names(args.variants) or list(default))
+    except ValueError as err:
+        parser.error(f"--variants: {err}")
     return args
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def data_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
@@ -86,44 +124,69 @@ def data_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[d
     rates_by_setting = {}
     for crop, short_side in plan.crops:
         setting = ClipSetting(crop, short_side)
-        rates = measure_data_path(videos, setting, plan.shape.fps, plan.data_repeats, plan.clips_per_repeat)
-        medians = {f"{name}_clips_per_s": round(statistics.median(r), 2) for name, r in rates.items()}
-        rates_by_setting[setting.label] = medians
+        timings = measure_data_path(videos, setting, plan.shape.fps, plan.data_repeats, plan.clips_per_repeat)
+        rates = {f"{name}_clips_per_s": round(pooled.rate, 2) for name, pooled in timings.items()}
+        rates_by_setting[setting.label] = rates
         for figure, baseline in (("data_vs_pytorchvideo", "pytorchvideo"), ("data_vs_decode_floor", "decode_floor")):
-            ratios = [p / b for p, b in zip(rates["project"], rates[baseline])]
-            figures[figure].append(Measurement(ratios, setting.label, medians))
+            figures[figure].append(
+                Measurement.ratio(timings["project"], timings[baseline], setting.label, detail=dict(rates))
+            )
     return figures, {"videos": asdict(plan.shape) | {"count": plan.videos}, "clips_per_s": rates_by_setting}
 
 
-def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
+def training_figures(
+    plan: Plan, args: argparse.Namespace, workdir: Path, save_partial
+) -> tuple[dict[str, list[Measurement]], dict]:
     import torch
 
-    from .training import compose_config, measure_training
+    from .training import measure_training
+    from .training_figures import training_figures as figures_of
+    from .training_figures import variant_rows, variants_table
 
-    overrides = [f"paths.output_dir={workdir / 'train'}", *_dataset_overrides(plan, args)]
-    steps, warmup = plan.train_steps, plan.train_warmup
-    if args.device == "cuda":
+    # a fresh Inductor cache: a compiled variant's first compile is cold, as a sweep's first job's is
+    base = [f"paths.output_dir={workdir / 'train'}", f"model.compile_cache_dir={workdir / 'inductor'}"]
+    rounds, steps, warmup = plan.train_repeats, plan.train_steps, plan.train_warmup
+    if args.layout:
+        videos = write_videos(workdir / "videos", plan.videos, plan.shape)
         layout = ucf101_layout(
-            workdir / "ucf101", write_videos(workdir / "videos", plan.videos, plan.shape), GPU_CLASSES
+            workdir / "ucf101", videos, LAYOUT_CLASSES, train_clips_per_group=LAYOUT_TRAIN_CLIPS_PER_GROUP
         )
-        overrides = [*overrides, *GPU_TRAINING, f"data.root={layout}"]
+        base += ["data=ucf101", f"data.root={layout}"]
+        catalogue = REAL_SIZE_MODELS
+    else:
+        base += _dataset_overrides(plan, args)
+        catalogue = SYNTHETIC_MODELS
+    if args.device == "cuda":
+        base.append("trainer=gpu")
         if not args.quick:
-            steps, warmup = GPU_STEPS, GPU_WARMUP
-    cfg = compose_config([*overrides, *args.overrides])
-    rounds = measure_training(cfg, plan.train_repeats, steps, warmup, torch.device(args.device))
-    batch = cfg.data.batch_size
-    model_name, frames, crop = cfg.model.name, cfg.data.frames, cfg.data.crop_size
-    setting = f"{args.device}: {model_name} {frames}f {crop}px batch {batch} {cfg.trainer.precision}"
-    loop = [r.loop_steps_per_s * batch for r in rounds]
-    model = [r.model_steps_per_s * batch for r in rounds]
-    figures = {
-        "train_vs_model_bound": [Measurement([r.loop_steps_per_s / r.model_steps_per_s for r in rounds], setting)],
-        "train_loop_clips_per_s": [Measurement(loop, setting)],
-        "train_model_clips_per_s": [Measurement(model, setting)],
-        "train_idle_fraction": [Measurement([r.idle_fraction for r in rounds], setting)],
-        "kernels_vs_stock": [Measurement([r.model_steps_per_s / r.stock_steps_per_s for r in rounds], setting)],
-    }
-    return figures, {"training_overrides": [*overrides, *args.overrides], "steps": steps, "warmup": warmup}
+            rounds, steps, warmup = GPU_ROUNDS, GPU_STEPS, GPU_WARMUP
+    models = {name: [*base, *catalogue[name], *args.overrides] for name in args.models}
+    device = torch.device(args.device)
+    on_gpu = args.device == "cuda"
+
+    def summary(results) -> tuple[dict, dict]:
+        rows = variant_rows(results)
+        context = {
+            "overrides_by_model": models,
+            "rounds": rounds,
+            "steps": steps,
+            "warmup": warmup,
+            "variants": rows,
+            "variants_table": variants_table(rows).splitlines(),
+        }
+        return figures_of(results, on_gpu), context
+
+    results = measure_training(
+        models,
+        args.variants,
+        rounds,
+        steps,
+        warmup,
+        device,
+        args.time_budget,
+        on_result=lambda partial: save_partial(*summary(partial)),
+    )
+    return summary(results)
 
 
 def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
@@ -134,16 +197,19 @@ def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
 
     dataset = _dataset_overrides(plan, args)
     instantiate(compose_config([f"paths.output_dir={workdir}", *dataset]).data).prepare_data()  # generated beforehand
-    records = run_multirun(workdir / "sweep", plan.multirun_jobs, dataset)
+    fresh_startup, records = run_multirun(workdir / "sweep", plan.multirun_jobs, dataset)
     setting = f"{plan.multirun_jobs} jobs, default loggers"
     peaks = [r["peak_rss_mb"] for r in records]
+    warm = [r["startup_s"] for r in records[1:]]
     detail = {
+        "startup_s_fresh_process": round(fresh_startup, 2),
         "startup_s_by_job": [round(r["startup_s"], 2) for r in records],
         "peak_rss_mb_by_job": [round(p) for p in peaks],
     }
     figures = {
-        "startup_s": [Measurement([r["startup_s"] for r in records], setting, detail)],
-        "rss_growth": [Measurement([peaks[-1] / peaks[0]], setting, detail)],
+        "startup_s": [Measurement(fresh_startup, [fresh_startup], "first job, fresh process, imports included")],
+        "startup_s_warm": [Measurement(sum(warm) / len(warm), warm, f"jobs 2-{plan.multirun_jobs}, mean")],
+        "rss_growth": [Measurement(peaks[-1] / peaks[0], [peaks[-1] / peaks[0]], setting, detail)],
     }
     return figures, detail
 
@@ -153,21 +219,53 @@ def _dataset_overrides(plan: Plan, args: argparse.Namespace) -> list[str]:
     return overrides + (TINY_SYNTHETIC if plan.tiny_synthetic else [])
 
 
-def machine() -> dict:
+def machine(device: str) -> dict:
     import av
     import torch
 
+    from ..cudnn_check import runtime_problems, runtime_versions
+
+    versions = runtime_versions()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
+        "torch": versions["torch"],
+        "cuda": versions["cuda"],
+        "cudnn": versions["cudnn"],
         "torch_threads": torch.get_num_threads(),
         "av": av.__version__,
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        # the bench's variants run in bf16 and in float32: every known problem of reduced precision applies
+        "warnings": runtime_problems(None, device),
     }
+
+
+def write_output(path: Path, figures: dict[str, list[Measurement]], context: dict, info: dict, seconds: float) -> str:
+    """bench.json (atomically) and the printed text: warnings, the figures' table, the variants' table."""
+    from ..atomic import atomic_write_json
+
+    blocks = [f"WARNING: {warning}" for warning in info["warnings"]]
+    if figures:
+        blocks.append(table(figures))
+    text = "\n\n".join(blocks)
+    variants = context.get("train", {}).get("variants_table")
+    if variants:
+        text += "\n\ntraining settings (rates pooled over rounds; x seed: over the same model's seed setting)\n"
+        text += "\n".join(variants)
+    atomic_write_json(
+        path,
+        {
+            "figures": {name: figure_entry(name, measurements) for name, measurements in figures.items()},
+            "table": text.splitlines(),
+            "context": context,
+            "machine": info,
+            "seconds": round(seconds, 1),
+        },
+    )
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,34 +276,39 @@ def main(argv: list[str] | None = None) -> int:
         require_cuda()
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
-    info = machine()
+    info = machine(args.device)
+    for warning in info["warnings"]:
+        print(f"bench: WARNING: {warning}", file=sys.stderr, flush=True)
     figures: dict[str, list[Measurement]] = {}
     context: dict = {"plan": "quick" if args.quick else "full", "device": args.device}
-    steps = {"data": data_figures, "train": training_figures, "multirun": multirun_figures}
+    measure = {"data": data_figures, "multirun": multirun_figures}
     with tempfile.TemporaryDirectory(prefix="ar-bench-") as tmp:
         for part in args.parts:
             print(f"bench: {part} ...", file=sys.stderr, flush=True)
             workdir = Path(tmp) / part
             part_started = time.perf_counter()
-            part_figures, part_context = steps[part](plan, args, workdir)
+
+            def save_partial(part_figures, part_context, part=part):
+                # figures so far, so a run cut short (a time limit on a lent GPU) still leaves them
+                partial = {**context, part: {**part_context, "partial": True}}
+                write_output(args.output, {**figures, **part_figures}, partial, info, time.perf_counter() - started)
+
+            if part == "train":
+                part_figures, part_context = training_figures(plan, args, workdir, save_partial)
+            else:
+                part_figures, part_context = measure[part](plan, args, workdir)
             figures.update(part_figures)
             context[part] = {**part_context, "seconds": round(time.perf_counter() - part_started, 1)}
-    text = table(figures)
-    from ..atomic import atomic_write_json
-
-    atomic_write_json(
-        args.output,
-        {
-            "figures": {name: figure_entry(name, measurements) for name, measurements in figures.items()},
-            "table": text.splitlines(),
-            "context": context,
-            "machine": info,
-            "seconds": round(time.perf_counter() - started, 1),
-        },
-    )
+            write_output(args.output, figures, context, info, time.perf_counter() - started)
+    text = write_output(args.output, figures, context, info, time.perf_counter() - started)
     print(text)
     print(f"\nwrote {args.output} ({time.perf_counter() - started:.0f} s)")
-    return 0
+    failed = [
+        row for row in context.get("train", {}).get("variants", []) if row["variant"] == "seed" and "error" in row
+    ]
+    for row in failed:
+        print(f"bench: the seed setting of {row['model']} failed: {row['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

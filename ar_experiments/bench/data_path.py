@@ -18,7 +18,6 @@ frames every `stride` frames at a random start.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..data.clips import sample_clip_indices
 from ..data.dataset import VideoClipDataset
 from ..data.splits import VideoRecord
 from ..data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+from .figures import Pooled
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,8 @@ class ClipSource:
         self.name, self.sampler, self.expected_shape = name, sampler, expected_shape
         self.loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=1, persistent_workers=True)
 
-    def clips_per_second(self) -> float:
-        """From the median clip: another process's burst on a shared machine slows a few clips, not the median."""
+    def timed_round(self) -> tuple[int, float]:
+        """(clips, seconds) of one round: every clip's time in the worker, summed."""
         if self.sampler is not None:
             self.sampler.round += 1
         durations = []
@@ -211,7 +211,7 @@ class ClipSource:
                     f"the {self.name} path gave a clip of shape {tuple(shape)}, not {self.expected_shape}"
                 )
             durations.append(seconds)
-        return 1.0 / statistics.median(durations)
+        return len(durations), sum(durations)
 
 
 class ProjectClips(Dataset):
@@ -229,8 +229,8 @@ class ProjectClips(Dataset):
 
 def measure_data_path(
     videos: list[Path], setting: ClipSetting, fps: int, repeats: int, clips: int
-) -> dict[str, list[float]]:
-    """Clips/s of each path over `repeats` rounds of `clips` clips, alternating so machine load hits all alike."""
+) -> dict[str, Pooled]:
+    """Clips and seconds of each path over `repeats` rounds of `clips` clips, alternating so load hits all alike."""
     sources = [
         ClipSource(
             "project",
@@ -244,9 +244,9 @@ def measure_data_path(
         ClipSource("decode_floor", Timed(DecodeFloor(videos, setting)), RoundSampler(len(videos), clips), None),
     ]
     for source in sources:  # warm-up: the worker starts, files reach the page cache
-        source.clips_per_second()
-    rates: dict[str, list[float]] = {source.name: [] for source in sources}
+        source.timed_round()
+    timings = {source.name: Pooled() for source in sources}
     for _ in range(repeats):
         for source in sources:
-            rates[source.name].append(source.clips_per_second())
-    return rates
+            timings[source.name].add(*source.timed_round())
+    return timings

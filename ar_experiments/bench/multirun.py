@@ -1,9 +1,14 @@
-"""Overheads of a multirun: seconds from each job's start to its first training step, and memory growth.
+"""Overheads of a multirun: seconds until each job's first training step, and memory growth.
 
 A real `python -m ar_experiments.train -m` of tiny jobs (two training batches
-each, default loggers) runs in a subprocess; every job records `startup_s` and
-`peak_rss_mb` in its results.json. Peak memory never falls within a process,
-so the last job's peak over the first's shows what earlier jobs left behind.
+each, default loggers) runs in a fresh subprocess. A callback added through the
+command line writes the wall-clock time of each job's first training step, so
+the first job's start-up counts from the moment the command was launched,
+interpreter start and imports included: what a user waits for. Later jobs
+start in a process that has all that behind it; their `startup_s` in
+results.json (from the start of `train()`) is the warm figure. Peak memory never
+falls within a process, so the last job's peak over the first's shows what
+earlier jobs left behind.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytorch_lightning as pl
 
 from .training import CONF_DIR
 
@@ -23,10 +31,25 @@ TINY_JOB = [
     "trainer.limit_test_batches=1",
     "trainer.enable_progress_bar=false",
 ]
+STAMP = "first_step_at.txt"
 
 
-def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: int = 900) -> list[dict]:
-    """results.json of each job of a `jobs`-job multirun over seeds, in job order."""
+class FirstStepStamp(pl.Callback):
+    """Writes the wall-clock time (time.time()) of the run's first training step to `path`."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.written = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not self.written:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(repr(time.time()))
+            self.written = True
+
+
+def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: int = 900) -> tuple[float, list[dict]]:
+    """(seconds from launching the command to the first job's first step, results.json of each job in order)."""
     command = [
         sys.executable,
         "-m",
@@ -35,8 +58,11 @@ def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: in
         f"seed={','.join(str(seed) for seed in range(jobs))}",
         f"hydra.sweep.dir={sweep_dir}",
         *TINY_JOB,
+        f"+callbacks.first_step_stamp._target_={FirstStepStamp.__module__}.{FirstStepStamp.__qualname__}",
+        f"+callbacks.first_step_stamp.path=${{paths.output_dir}}/{STAMP}",
         *overrides,
     ]
+    launched = time.time()
     result = subprocess.run(
         command,
         cwd=CONF_DIR.parent,
@@ -51,7 +77,8 @@ def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: in
     records = [json.loads((folder / "results.json").read_text()) for folder in folders]
     if len(records) != jobs or any(r.get("startup_s") is None or r.get("peak_rss_mb") is None for r in records):
         raise RuntimeError(f"expected {jobs} results.json with startup_s and peak_rss_mb under {sweep_dir}")
-    return records
+    first_step = float((folders[0] / STAMP).read_text())
+    return first_step - launched, records
 
 
 def _job_number(folder: Path) -> int:

@@ -1,4 +1,4 @@
-"""Training steps per second: the real fit loop against a plain loop on the same model and batch.
+"""Training and evaluation speed: the real fit loop against a plain loop, per model and setting.
 
 The fit loop is what `train` runs (Lightning, the datamodule and its worker
 processes, the LightningModule with its metrics and logging calls); the plain
@@ -6,21 +6,26 @@ loop is forward, loss, backward and optimiser step on one batch already in
 memory (on the device), so it is what the model alone allows. A clock callback
 also records how long each step waited between the end of the previous one and
 the start of its own: the time the model sat idle for the next batch.
+Validation and the multi-view test run through `trainer.validate` and
+`trainer.test` with the project's datamodule, as a run does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import statistics
+import gc
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+
+from .variants import Variant
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -57,47 +62,94 @@ def require_cuda() -> None:
         )
 
 
+@dataclass
+class LoopTiming:
+    """One pass of a training loop: its timed steps, their idle part and what the warm-up steps cost."""
+
+    steps: int
+    seconds: float  # the timed steps together
+    warmup_steps: int
+    warmup_seconds: float
+    idle_seconds: float = 0.0
+    peak_gpu_bytes: int | None = None
+
+    @property
+    def compile_s(self) -> float:
+        """What the warm-up steps took beyond as many steady ones: compilation, cuDNN autotuning, first allocations."""
+        return max(0.0, self.warmup_seconds - self.warmup_steps * self.seconds / self.steps)
+
+
+@dataclass
+class EvaluationTiming:
+    """Validation clips (after the first batch) and the whole multi-view test, through the trainer."""
+
+    val_clips: int
+    val_seconds: float
+    test_videos: int
+    test_seconds: float
+    views: str  # temporal x spatial views per test video
+
+
+@dataclass
+class VariantResult:
+    """Every round of one model under one variant; `error` when it could not run."""
+
+    model: str
+    variant: Variant
+    batch_size: int
+    setting: str
+    fit: list[LoopTiming] = field(default_factory=list)
+    plain: list[LoopTiming] = field(default_factory=list)
+    stock: list[LoopTiming] = field(default_factory=list)  # the seed only: PyTorch's stock kernels
+    evaluation: EvaluationTiming | None = None
+    error: str | None = None
+    skipped: str | None = None  # why it did not run (the time budget)
+
+
 class StepClock(pl.Callback):
-    """Each step's full cycle (batch start to next batch start) after `warmup` steps, and its idle part.
+    """Start and end of every training step; a step ends once its GPU work has (synchronised)."""
 
-    The idle part runs from the end of one step to the start of the next: the
-    model waits for its batch (and for the loop's bookkeeping).
-    """
-
-    def __init__(self, warmup: int, synchronize: Callable[[], None]):
-        self.warmup, self.synchronize = warmup, synchronize
+    def __init__(self, synchronize: Callable[[], None]):
+        self.synchronize = synchronize
         self.starts: list[float] = []
         self.ends: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx >= self.warmup:
-            self.starts.append(time.perf_counter())
+        self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.synchronize()  # on a GPU the step is only over once its kernels are
-        if batch_idx >= self.warmup:
-            self.ends.append(time.perf_counter())
+        self.synchronize()
+        self.ends.append(time.perf_counter())
 
-    @property
-    def steps(self) -> int:
-        return len(self.ends)
+    def timing(self, warmup: int) -> LoopTiming:
+        """The steps after `warmup`: each from its start to the next one's (the last to its end).
 
-    @property
-    def cycles(self) -> list[float]:
-        return [later - earlier for earlier, later in zip(self.starts, self.starts[1:] + self.ends[-1:])]
+        The idle part of a step runs from the end of the one before it to its start:
+        the model waits for its batch (and for the loop's bookkeeping).
+        """
+        starts, ends = self.starts, self.ends
+        idle = sum(starts[i + 1] - ends[i] for i in range(warmup, len(ends) - 1))
+        return LoopTiming(
+            steps=len(ends) - warmup,
+            seconds=ends[-1] - starts[warmup],
+            warmup_steps=warmup,
+            warmup_seconds=starts[warmup] - starts[0],
+            idle_seconds=idle,
+        )
 
-    @property
-    def idle_fraction(self) -> float:
-        idle = sum(start - end for end, start in zip(self.ends, self.starts[1:]))
-        return idle / (self.ends[-1] - self.starts[0])
 
+class EvalClock(pl.Callback):
+    """End time and clip count of every validation batch."""
 
-@dataclass
-class TrainingRound:
-    loop_steps_per_s: float
-    model_steps_per_s: float
-    idle_fraction: float
-    stock_steps_per_s: float  # the plain loop with PyTorch's Conv3d for 1x1x1 and the unfused optimiser step
+    def __init__(self, synchronize: Callable[[], None]):
+        self.synchronize = synchronize
+        self.ends: list[float] = []
+        self.clips: list[int] = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.synchronize()
+        self.ends.append(time.perf_counter())
+        self.clips.append(int(batch["label"].shape[0]))
 
 
 def _build_module(cfg: DictConfig, class_names: list[str], stock: bool = False):
@@ -123,38 +175,42 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
-def steps_per_second(durations: list[float]) -> float:
-    """From the median step: another process's burst on a shared machine slows a few steps, not the median."""
-    return 1.0 / statistics.median(durations)
+def _trainer(cfg: DictConfig, callbacks: list, **limits):
+    from hydra.utils import instantiate
+
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **limits,
+    )
 
 
-def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> tuple[float, float]:
-    """(steps/s, idle fraction) of `trainer.fit` over `steps` steps after `warmup`."""
+def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
+    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
     from hydra.utils import instantiate
 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = _build_module(cfg, datamodule.classes)
-    clock = StepClock(warmup, _synchronizer(device))
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=[clock],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=1,
-        limit_train_batches=warmup + steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    clock = StepClock(_synchronizer(device))
+    trainer = _trainer(cfg, [clock], max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=datamodule)
-    if clock.steps < steps:
+    if len(clock.ends) < warmup + steps:
         raise RuntimeError(
-            f"the fit loop ran {clock.steps} measured steps, not {steps}: the training split has too few batches "
+            f"the fit loop ran {len(clock.ends)} steps, not {warmup + steps}: the training split has too few batches "
             f"({len(datamodule.train_set)} videos at data.batch_size={cfg.data.batch_size})"
         )
-    return steps_per_second(clock.cycles), clock.idle_fraction
+    timing = clock.timing(warmup)
+    if device.type == "cuda":
+        timing.peak_gpu_bytes = torch.cuda.max_memory_allocated()
+    return timing
 
 
 def plain_loop(
@@ -165,19 +221,23 @@ def plain_loop(
     warmup: int,
     device: torch.device,
     stock: bool = False,
-) -> float:
-    """Steps/s of forward, loss, backward and optimiser step on one batch already on the device."""
+) -> LoopTiming:
+    """Forward, loss, backward and optimiser step on one batch already on the device, with the run's options."""
+    from ..models.run_options import prepare_to_run
+
     pl.seed_everything(cfg.seed)
     module = _build_module(cfg, class_names, stock)
     net = module.net.to(device).train()
+    prepare_to_run(net, module.hparams.model)  # torch.compile, float32 precision: as the fit loop's setup does
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    video, label = batch["video"].to(device), batch["label"].to(device)
+    size = cfg.data.batch_size
+    video, label = batch["video"][:size].to(device), batch["label"][:size].to(device)
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     synchronize = _synchronizer(device)
     durations = []
-    for step in range(warmup + steps):
+    for _ in range(warmup + steps):
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with autocast:
@@ -185,25 +245,144 @@ def plain_loop(
         loss.backward()
         optimizer.step()
         synchronize()
-        if step >= warmup:
-            durations.append(time.perf_counter() - started)
-    return steps_per_second(durations)
+        durations.append(time.perf_counter() - started)
+    return LoopTiming(steps, sum(durations[warmup:]), warmup, sum(durations[:warmup]))
+
+
+def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
+    """`trainer.validate` (single central clip per video) and `trainer.test` (single view, then multi-view).
+
+    Validation is timed from the end of its first batch to the end of its last
+    (a run's persistent workers are already up, and the first batch pays for
+    compiling the evaluation graph); the test is the whole `trainer.test` call,
+    worker start-up and compilation included, as a run pays it once.
+    """
+    from hydra.utils import instantiate
+
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = _build_module(cfg, datamodule.classes)
+    clock = EvalClock(_synchronizer(device))
+    _trainer(cfg, [clock]).validate(module, datamodule=datamodule, verbose=False)
+    if len(clock.ends) < 2:
+        raise RuntimeError(f"validation ran {len(clock.ends)} batch(es); the bench needs at least 2 to time it")
+    started = time.perf_counter()
+    _trainer(cfg, []).test(module, datamodule=datamodule, verbose=False)
+    test_seconds = time.perf_counter() - started
+    return EvaluationTiming(
+        val_clips=sum(clock.clips[1:]),
+        val_seconds=clock.ends[-1] - clock.ends[0],
+        test_videos=len(datamodule.index.test),
+        test_seconds=test_seconds,
+        views=f"{cfg.test.temporal_views}x{cfg.test.spatial_crops}",
+    )
+
+
+def first_batch(cfg: DictConfig) -> dict:
+    """One training batch of the config's data (the plain loop's input)."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    return next(iter(datamodule.train_dataloader()))
+
+
+def setting_label(cfg: DictConfig, device: torch.device) -> str:
+    return (
+        f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
+        f"batch {cfg.data.batch_size} {cfg.trainer.precision}"
+    )
+
+
+def _error_text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+
+
+def _release(device: torch.device) -> None:
+    """Free what a finished measurement held, so the next one starts from the same memory."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def measure_training(
-    cfg: DictConfig, repeats: int, steps: int, warmup: int, device: torch.device
-) -> list[TrainingRound]:
-    """Fit loop and plain loop, alternated `repeats` times so machine load affects both alike."""
+    models: dict[str, list[str]],
+    variants: list[Variant],
+    rounds: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    budget_s: float | None = None,
+    on_result: Callable[[list[VariantResult]], None] | None = None,
+) -> list[VariantResult]:
+    """Every variant of every model: fit loop and plain loop each round, evaluation in the first round.
+
+    `models` maps a model name to the overrides of its base setting. Rounds
+    alternate all paths, so machine load hits them alike; within a round every
+    model runs a variant before the next variant starts. Once `budget_s` has
+    passed, no new measurement starts (the seed's first round always runs) and
+    the variants left are marked skipped. `on_result` sees the results after
+    each measurement (to save partial figures).
+    """
+    quiet_lightning()
+    started = time.perf_counter()
+    configs = {
+        (model, variant.name): compose_config([*overrides, *variant.overrides])
+        for model, overrides in models.items()
+        for variant in variants
+        if variant.applies_to(model)
+    }
+    results = {
+        key: VariantResult(key[0], variant, cfg.data.batch_size, setting_label(cfg, device))
+        for variant in variants
+        for key, cfg in configs.items()
+        if key[1] == variant.name
+    }
+    batches: dict[str, dict] = {}
+    for round_number in range(rounds):
+        for variant in variants:
+            for model in models:
+                result = results.get((model, variant.name))
+                if result is None or result.error:
+                    continue
+                over_budget = budget_s is not None and time.perf_counter() - started > budget_s
+                if over_budget and not (round_number == 0 and variant.name == "seed"):
+                    if not result.fit:
+                        result.skipped = f"time budget of {budget_s:.0f} s spent"
+                    continue
+                cfg = configs[(model, variant.name)]
+                print(f"bench: {model} {variant.name} round {round_number + 1}", file=sys.stderr, flush=True)
+                try:
+                    if model not in batches:
+                        largest = max(r.batch_size for (m, _), r in results.items() if m == model)
+                        batches[model] = first_batch(compose_config([*models[model], f"data.batch_size={largest}"]))
+                    _measure_round(result, cfg, batches[model], round_number == 0, steps, warmup, device)
+                except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
+                    result.error = _error_text(err)
+                    print(f"bench: {model} {variant.name} failed: {result.error}", file=sys.stderr, flush=True)
+                finally:
+                    _release(device)
+                if on_result is not None:
+                    on_result(list(results.values()))
+    return list(results.values())
+
+
+def _measure_round(
+    result: VariantResult, cfg: DictConfig, batch: dict, first: bool, steps: int, warmup: int, device: torch.device
+) -> None:
+    classes = compose_classes(cfg)
+    result.fit.append(fit_loop(cfg, steps, warmup, device))
+    _release(device)
+    result.plain.append(plain_loop(cfg, classes, batch, steps, warmup, device))
+    if result.variant.name == "seed":
+        _release(device)
+        result.stock.append(plain_loop(cfg, classes, batch, steps, warmup, device, stock=True))
+    if first and result.variant.evaluate:
+        _release(device)
+        result.evaluation = evaluation(cfg, device)
+
+
+def compose_classes(cfg: DictConfig) -> list[str]:
     from hydra.utils import instantiate
 
-    quiet_lightning()
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
-    rounds = []
-    for _ in range(repeats):
-        loop_rate, idle = fit_loop(cfg, steps, warmup, device)
-        model_rate = plain_loop(cfg, datamodule.classes, batch, steps, warmup, device)
-        stock_rate = plain_loop(cfg, datamodule.classes, batch, steps, warmup, device, stock=True)
-        rounds.append(TrainingRound(loop_rate, model_rate, idle, stock_rate))
-    return rounds
+    return instantiate(cfg.data).classes

@@ -72,11 +72,15 @@ def write_videos(folder: Path, count: int, shape: VideoShape) -> list[Path]:
     return [write_video(folder / f"v_Bench_g01_c{i + 1:02d}.avi", shape, seed=i) for i in range(count)]
 
 
-def ucf101_layout(root: Path, videos: list[Path], classes: int = 4, groups: int = 25) -> Path:
+def ucf101_layout(
+    root: Path, videos: list[Path], classes: int = 4, groups: int = 25, train_clips_per_group: int = 1
+) -> Path:
     """A UCF101-layout folder (UCF-101/, ucfTrainTestlist/) whose entries reuse `videos`.
 
     Entries are hard links (copies where links fail), so split loading and the
-    datamodule run unchanged on a handful of real files.
+    datamodule run unchanged on a handful of real files. Groups 1-7 of every
+    class are the test list (one clip each), the others the train list
+    (`train_clips_per_group` clips each, as UCF101's groups hold 4 to 7).
     """
     names = [f"Bench{chr(ord('A') + k)}" for k in range(classes)]
     lists = root / "ucfTrainTestlist"
@@ -85,15 +89,17 @@ def ucf101_layout(root: Path, videos: list[Path], classes: int = 4, groups: int 
     for label, name in enumerate(names):
         (root / "UCF-101" / name).mkdir(parents=True, exist_ok=True)
         for group in range(1, groups + 1):
-            rel = f"{name}/v_{name}_g{group:02d}_c01.avi"
-            source = videos[(label * groups + group) % len(videos)]
-            target = root / "UCF-101" / rel
-            if not target.exists():
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copyfile(source, target)
-            (test if group <= 7 else train).append((rel, label))
+            clips = 1 if group <= 7 else train_clips_per_group
+            for clip in range(1, clips + 1):
+                rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
+                source = videos[(label * groups + group + clip) % len(videos)]
+                target = root / "UCF-101" / rel
+                if not target.exists():
+                    try:
+                        os.link(source, target)
+                    except OSError:
+                        shutil.copyfile(source, target)
+                (test if group <= 7 else train).append((rel, label))
     (lists / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
     for split in (1, 2, 3):
         (lists / f"trainlist0{split}.txt").write_text("".join(f"{rel} {label + 1}\n" for rel, label in train))

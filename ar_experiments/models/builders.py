@@ -39,24 +39,45 @@ ARCHITECTURES = {
 }
 
 
+POINTWISE_MATMUL = ("auto", True, False)
+"""model.pointwise_matmul: auto (the matrix multiply on the CPU, PyTorch's Conv3d elsewhere), always, never."""
+
+
+def matmul_wins(setting: str | bool, device: torch.device) -> bool:
+    """Whether a 1x1x1 convolution runs as a matrix multiply on `device` under `model.pointwise_matmul=setting`.
+
+    On the CPU the matrix multiply is 2-16x faster per layer; on an H200 (torch 2.11,
+    bf16) it made SlowFast R50's step 14% slower and X3D-M's no faster, so `auto`
+    keeps PyTorch's Conv3d there.
+    """
+    return setting is True or (setting == "auto" and device.type == "cpu")
+
+
 class PointwiseConv3d(nn.Conv3d):
-    """A 1x1x1 Conv3d computed as one matrix multiply over channels.
+    """A 1x1x1 Conv3d computed as one matrix multiply over channels where that is faster.
 
     Same parameters, same names, same result; on the CPU PyTorch runs these
     through a general 3D convolution whose backward pass is 2-16x slower than
-    the matrix multiply (X3D-M has 88 of them: its training step runs ~1.4x
-    faster, measured by `python -m ar_experiments.bench`). On a channels-last-3d
-    tensor the permutes are views, so no copy is made.
+    the matrix multiply (X3D-M has 88 of them: with them and fused optimiser
+    steps its one-thread training step runs ~1.7x faster; `python -m
+    ar_experiments.bench` measures them as kernels_vs_stock). On a channels-last-3d
+    tensor the permutes are views, so no copy is made. Which of the two runs is
+    decided at every call from the input's device (`matmul_wins`), so a network
+    moved to a GPU after it was built does what suits the GPU.
     """
 
+    matmul: str | bool = "auto"  # model.pointwise_matmul; set per layer by use_pointwise_matmul
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not matmul_wins(self.matmul, x.device):
+            return super().forward(x)
         if self.stride != (1, 1, 1):
             x = x[:, :, :: self.stride[0], :: self.stride[1], :: self.stride[2]]
         y = nn.functional.linear(x.movedim(1, -1), self.weight.flatten(1), self.bias)
         return y.movedim(-1, 1)
 
 
-def use_pointwise_matmul(net: nn.Module) -> int:
+def use_pointwise_matmul(net: nn.Module, setting: str | bool = "auto") -> int:
     """Swap every 1x1x1, ungrouped, unpadded Conv3d of `net` for a PointwiseConv3d, in place; returns how many."""
     swapped = 0
     for module in net.modules():
@@ -69,18 +90,47 @@ def use_pointwise_matmul(net: nn.Module) -> int:
             and module.padding_mode == "zeros"
         ):
             module.__class__ = PointwiseConv3d  # same state: parameters, buffers and hooks stay as they are
+            module.matmul = setting
+            # SlowFast's fusion strides are numpy integers, which torch.compile cannot compare with a tuple
+            module.stride = tuple(int(step) for step in module.stride)
             swapped += 1
     return swapped
 
 
 def use_stock_conv3d(net: nn.Module) -> int:
-    """Undo `use_pointwise_matmul`: PyTorch's own Conv3d again (the bench's baseline); returns how many."""
+    """Undo `use_pointwise_matmul` and `use_fp32_depthwise`: PyTorch's own Conv3d again (the bench's baseline)."""
     restored = 0
     for module in net.modules():
-        if type(module) is PointwiseConv3d:
+        if type(module) in (PointwiseConv3d, Fp32DepthwiseConv3d):
             module.__class__ = nn.Conv3d
+            module.__dict__.pop("matmul", None)
             restored += 1
     return restored
+
+
+class Fp32DepthwiseConv3d(nn.Conv3d):
+    """A depthwise Conv3d that runs in float32 inside a bf16/fp16 autocast region (`model.depthwise_fp32`).
+
+    cuDNN's reduced-precision kernels for grouped 3D convolutions can be slower than
+    its float32 ones (X3D's 3x3x3 depthwise convolutions are most of its layers);
+    outside autocast this is a plain Conv3d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def use_fp32_depthwise(net: nn.Module) -> int:
+    """Run every depthwise (groups == channels > 1) Conv3d of `net` in float32 under autocast; returns how many."""
+    swapped = 0
+    for module in net.modules():
+        if type(module) is nn.Conv3d and module.groups > 1 and module.groups == module.in_channels:
+            module.__class__ = Fp32DepthwiseConv3d
+            swapped += 1
+    return swapped
 
 
 class VideoNet(nn.Module):
@@ -94,10 +144,23 @@ class VideoNet(nn.Module):
     pytorchvideo's SlowFast mutates its input list.
     """
 
-    def __init__(self, net: nn.Module, name: str, slowfast_alpha: int | None = None, channels_last: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        name: str,
+        slowfast_alpha: int | None = None,
+        channels_last: bool = False,
+        pointwise_matmul: str | bool = "auto",
+        depthwise_fp32: bool = False,
+    ):
         super().__init__()
         self.net = net
-        use_pointwise_matmul(self.net)
+        if pointwise_matmul not in POINTWISE_MATMUL:
+            raise ValueError(f"model.pointwise_matmul={pointwise_matmul!r}; choose auto, true or false")
+        if pointwise_matmul is not False:
+            use_pointwise_matmul(self.net, pointwise_matmul)
+        if depthwise_fp32:
+            use_fp32_depthwise(self.net)
         self.name = name
         self.slowfast_alpha = slowfast_alpha
         # channels-last-3d makes X3D's depthwise 3D convolutions ~2x faster on CPU (measured by bench)
@@ -160,6 +223,9 @@ def _build_x3d(arch: Architecture, num_classes: int, frames: int, crop_size: int
         model_num_class=num_classes,
         depth_factor=arch.depth_factor,
         dropout_rate=dropout,
+        # x * sigmoid(x) as PyTorch's fused SiLU rather than pytorchvideo's Swish, an autograd.Function that
+        # torch.compile cannot trace (its backward reads a removed ctx attribute); no parameters either way
+        inner_act=nn.SiLU,
         head_activation=None,  # CrossEntropyLoss wants logits; pytorchvideo's default is Softmax
         head_output_with_global_average=True,
     )
@@ -192,8 +258,14 @@ def build_model(
     dropout: float = 0.5,
     slowfast_alpha: int = 4,
     channels_last: bool = False,
+    pointwise_matmul: str | bool = "auto",
+    depthwise_fp32: bool = False,
 ) -> VideoNet:
-    """A randomly initialised network for `frames`-frame clips of `crop_size` pixels."""
+    """A randomly initialised network for `frames`-frame clips of `crop_size` pixels.
+
+    `pointwise_matmul` and `depthwise_fp32` choose kernels only: the parameters and
+    their names, hence checkpoints, are the same with every setting.
+    """
     if name not in ARCHITECTURES:
         raise ValueError(f"model.name={name!r} is not a model; choose one of {sorted(ARCHITECTURES)}")
     if frames < 1:
@@ -203,6 +275,11 @@ def build_model(
     arch = ARCHITECTURES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit notices inside pytorchvideo
+        kernels = {
+            "channels_last": channels_last,
+            "pointwise_matmul": pointwise_matmul,
+            "depthwise_fp32": depthwise_fp32,
+        }
         if arch.family == "x3d":
-            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name, None, channels_last)
-        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha, channels_last)
+            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name, None, **kernels)
+        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha, **kernels)
