@@ -92,7 +92,8 @@ def check_data(cfg: DictConfig) -> int:
     atomic_write_text(report, "".join(f"{video}\t{why}\n" for video, why in sorted(unreadable.items())))
     print(
         f"{len(unreadable)} of {len(videos)} videos cannot be read (list: {report}). Replace them, or train anyway: "
-        "with data.on_bad_video=skip (the default) each is replaced by another video of its split"
+        "with data.on_bad_video=skip (the default) each is replaced by another video of its split in training "
+        "and left out of validation and test (and counted in results.json)"
     )
     return 1
 

@@ -41,8 +41,8 @@ class ViewSettings:
 class VideoLevelAccumulator:
     """Sums softmax scores per video index over all its views (temporal x spatial).
 
-    Views of one video may arrive in different batches, or on different ranks
-    under DDP; `merged()` combines them, so each video counts once.
+    A video's views may come in several updates, and under DDP the videos are
+    spread over the ranks; `merged()` combines every rank's, so each video counts once.
     """
 
     def __init__(self):

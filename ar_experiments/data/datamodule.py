@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -16,6 +17,12 @@ from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
 
 log = logging.getLogger(__name__)
+
+
+def leave_signals_to_the_main_process(worker_id: int) -> None:
+    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -80,9 +87,6 @@ class VideoDataModule(pl.LightningDataModule):
             "pin_memory": pin_memory,
             "persistent_workers": persistent_workers and num_workers > 0,
             **({"prefetch_factor": prefetch_factor} if prefetch_factor and num_workers > 0 else {}),
-            # the platform's default start method, named: inside a joblib (loky) worker process
-            # the implicit default is loky's, which cannot start DataLoader workers
-            **({"multiprocessing_context": multiprocessing.get_all_start_methods()[0]} if num_workers > 0 else {}),
         }
         self.index: SplitIndex | None = None
 
@@ -148,9 +152,28 @@ class VideoDataModule(pl.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
+    def _worker_start(self) -> dict:
+        """How loader workers start: the platform's default method, named (inside a joblib (loky) worker
+        process the implicit default is loky's, which cannot start DataLoader workers); under DDP a
+        fork server, since forking a rank whose communication threads may hold a lock at that moment can
+        leave the new worker stuck forever (seen with gloo). Its workers leave Ctrl-C and SIGTERM to the
+        training process, as forked ones do."""
+        if not self.num_workers:
+            return {}
+        if self._rank()[1] > 1 and "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["ar_experiments.data.dataset"])  # torch is imported once, not per worker
+            return {"multiprocessing_context": context, "worker_init_fn": leave_signals_to_the_main_process}
+        return {"multiprocessing_context": multiprocessing.get_all_start_methods()[0]}
+
     def _loader(self, dataset, loader=DataLoader, **batching) -> DataLoader:
         return loader(
-            dataset, num_workers=self.num_workers, collate_fn=collate_videos, **batching, **self.loader_options
+            dataset,
+            num_workers=self.num_workers,
+            collate_fn=collate_videos,
+            **batching,
+            **self.loader_options,
+            **self._worker_start(),
         )
 
     def train_dataloader(self) -> DataLoader:
