@@ -83,7 +83,8 @@ class ResumableTraining(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         if (sampler := self._batch_sampler(trainer)) is not None:
-            sampler.set_epoch(trainer.current_epoch)
+            # debug=overfit (trainer.overfit_batches): the same batches, with the same clips, every epoch
+            sampler.set_epoch(0 if trainer.overfit_batches else trainer.current_epoch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         step_seed = np.random.SeedSequence([self.seed, trainer.global_step, trainer.global_rank]).generate_state(1)

@@ -72,7 +72,7 @@ def test_module_averages_each_videos_views_and_keeps_its_central_clip(tiny_datas
     module = VideoClassifier({"name": "x3d_m", "frames": 4, "crop_size": 32}, data.classes)
     videos = 3
     loader = data.test_dataloader()
-    assert loader.batch_size == 1, "8 clips per batch: one video of 1 + 6 clips"
+    assert loader.batch_size == 4, "up to 4 x 8 clips per batch: 4 videos of 1 + 6 clips"
     subset = torch.utils.data.DataLoader(
         Subset(data.test_set, range(videos)), batch_size=2, collate_fn=loader.collate_fn
     )

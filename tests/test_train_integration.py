@@ -65,3 +65,19 @@ def test_bad_override_fails_fast_with_the_valid_choices():
     result = run_train(["model=resnet50"])
     assert result.returncode != 0
     assert "model" in result.stderr and "x3d_m" in result.stderr
+
+
+def test_debug_overfit_trains_the_same_batch_with_the_same_clips_every_epoch(tiny_dataset, cache_dir, tmp_path):
+    from .test_exact_resume import train_batches
+
+    record = [
+        "+callbacks.record._target_=tests.recording.RecordTrainingBatches",
+        f"+callbacks.record.folder={tmp_path / 'batches'}",
+    ]
+    shrunk = [o for o in tiny_overrides(cache_dir) if not o.startswith("trainer.")]
+    args = [*shrunk, "debug=overfit", "trainer.max_epochs=3", "model=x3d_xs", "frames=4", "logger=csv", *record]
+    result = run_train([*args, "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = train_batches(tmp_path / "batches")
+    assert sorted(epochs) == [0, 1, 2] and len(epochs[0][0]) == 8
+    assert epochs[0][0] == epochs[1][0] == epochs[2][0]

@@ -18,6 +18,8 @@ from .transforms import ClipTransform
 
 log = logging.getLogger(__name__)
 
+TEST_CLIPS_PER_TRAINING_CLIP = 4
+
 
 def leave_signals_to_the_main_process(worker_id: int) -> None:
     """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers."""
@@ -188,8 +190,12 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def test_dataloader(self) -> DataLoader:
-        """One item per video: its central clip and its test views, decoded once (see VideoClipDataset)."""
-        videos_per_batch = max(1, self.batch_size // self.test_set.clips_per_item)
+        """One item per video: its central clip and its test views, decoded once (see VideoClipDataset).
+
+        A batch holds whole videos, up to 4 x data.batch_size clips (at least one video): testing keeps no
+        activations for a backward pass, so four times the training batch fits where training fits.
+        """
+        videos_per_batch = max(1, TEST_CLIPS_PER_TRAINING_CLIP * self.batch_size // self.test_set.clips_per_item)
         return self._loader(
             self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank()), batch_size=videos_per_batch
         )
