@@ -51,9 +51,16 @@ class TrainingThroughput(pl.Callback):
     def state_dict(self) -> dict:
         return {"train_seconds": self.train_seconds, "clips": self.clips}
 
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        # the clips of every rank so far (every rank saves together); after a resume rank 0 carries them
+        local = torch.tensor(float(self.clips), device=pl_module.device)
+        checkpoint["callbacks"][self.state_key]["clips"] = int(trainer.strategy.reduce(local, reduce_op="sum"))
+
     def load_state_dict(self, state_dict: dict) -> None:
+        from pytorch_lightning.utilities import rank_zero_only
+
         self.train_seconds = state_dict.get("train_seconds", 0.0)
-        self.clips = state_dict.get("clips", 0)
+        self.clips = state_dict.get("clips", 0) if getattr(rank_zero_only, "rank", 0) == 0 else 0
 
     @property
     def clips_per_second(self) -> float:

@@ -123,14 +123,15 @@ class VideoClassifier(pl.LightningModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # here, in the main process, each unreadable video is reported once, however many workers met it
         stage = EVALUATION_STAGES.get(self.trainer.state.stage) if self._trainer is not None else None
+        seen = self.left_out[stage] if stage else self.skipped_videos
         for path, reason in zip(batch.get("skipped", []), batch.get("skipped_reason", [])):
-            seen = self.left_out[stage] if stage else self.skipped_videos
-            if path not in seen:
-                seen.add(path)
-                if stage:
-                    log.warning("unreadable %s video %s left out of the %s metrics: %s", stage, path, stage, reason)
-                else:
-                    log.warning("unreadable video %s replaced by another of its split: %s", path, reason)
+            if path in seen:
+                continue
+            seen.add(path)
+            if stage:
+                log.warning("unreadable %s video %s left out of the %s metrics: %s", stage, path, stage, reason)
+            else:
+                log.warning("unreadable video %s replaced by another of its split: %s", path, reason)
         return batch
 
     def _averaged_weights_evaluated(self) -> bool:
@@ -161,7 +162,8 @@ class VideoClassifier(pl.LightningModule):
         self._merge_evaluation_counts("val")
 
     def _merge_evaluation_counts(self, stage: str) -> None:
-        self.evaluated[stage] = int(self.trainer.strategy.reduce(torch.tensor(self.evaluated[stage]), reduce_op="sum"))
+        count = torch.tensor(self.evaluated[stage], device=self.device)  # NCCL reduces only tensors on the GPU
+        self.evaluated[stage] = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
         self.left_out[stage] = union_over_ranks(self.left_out[stage])
 
     def on_test_epoch_start(self) -> None:

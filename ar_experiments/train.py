@@ -127,11 +127,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     finally:
         stop.restore()
         module = state.get("module")
-        skipped = {
-            "train": sorted(module.skipped_videos) if module is not None else [],
-            "val": sorted(module.left_out["val"]) if module is not None else [],
-            "test": sorted(module.left_out["test"]) if module is not None else [],
-        }
+        found = {"train": module.skipped_videos, **module.left_out} if module is not None else {}
+        skipped = {stage: sorted(found.get(stage, ())) for stage in ("train", "val", "test")}
         record.update(
             skipped_videos=len(skipped["train"]),
             skipped_val_videos=len(skipped["val"]),
