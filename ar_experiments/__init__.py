@@ -1,5 +1,5 @@
 """ar-experiments: Hydra sweeps of video action recognition models."""
 
-from .config_resolvers import register_resolvers
+from .config.resolvers import register_resolvers
 
 register_resolvers()

@@ -21,11 +21,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from . import config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-from .atomic import atomic_write_text
-from .config_checks import SPLITS, ConfigError, data_problems, resolve
+from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
+from .config.checks import SPLITS, ConfigError, data_problems, resolve
 from .data.decode import find_decode_problem
 from .data.splits import DatasetIndexError
+from .safety.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

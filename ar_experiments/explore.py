@@ -21,11 +21,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from . import config_resolvers  # noqa: F401  (registers the resolvers the configs use)
+from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from .data.clips import clip_span
 from .data.splits import VideoRecord
 from .data.transforms import KINETICS_MEAN, KINETICS_STD
-from .run_artifacts import write_csv
+from .evaluation.artifacts import write_csv
 
 PART_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 

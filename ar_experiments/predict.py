@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from . import config_resolvers  # noqa: F401  (the run config's interpolations use them)
+from .config import resolvers as config_resolvers  # noqa: F401  (the run config's interpolations use them)
 from .data.dataset import VideoClipDataset
 from .data.decode import VideoDecodeError
 from .data.splits import VideoRecord
 from .data.transforms import ClipTransform, normalise_clips
-from .evaluate import ViewSettings
+from .evaluation.video_level import ViewSettings
 from .models import VideoNet, build_model
-from .module import network_args
+from .training.module import network_args
 
 
 @dataclass

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import inspect
 import sys
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from .config.resolvers import CONF_DIR
+
 KINETICS_CLASSES = 400
 
 
@@ -33,7 +33,7 @@ def split_num_classes(args: list[str]) -> tuple[int, list[str]]:
 def compose_training_config(overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
-    from . import config_resolvers  # noqa: F401  (registers the resolvers the configs use)
+    from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
@@ -85,7 +85,7 @@ def main(args: list[str] | None = None) -> None:
         print(__doc__)
         return
     from .models.weights import PretrainedMismatchError
-    from .safe_load import UnsafeCheckpointError
+    from .safety.safe_load import UnsafeCheckpointError
 
     num_classes, overrides = split_num_classes(args)
     try:

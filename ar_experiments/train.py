@@ -2,284 +2,53 @@
 
 python -m ar_experiments.train model=slowfast frames=16 split=2
 python -m ar_experiments.train -m model=x3d_m,slowfast frames=6,8,16
+
+The entry only wires the parts: DDP ranks (training/distributed.py) or one process
+(training/run.py), and the one-line message for a config or split-file error.
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from . import config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-log = logging.getLogger(__name__)
-
-
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry with a _target_ (entries set to null are switched off)."""
-    from hydra.utils import instantiate
-
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
-
-
-def _sweep_dir() -> str | None:
-    """The sweep folder when this job is part of a Hydra multirun."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
-        return str(HydraConfig.get().sweep.dir)
-    return None
-
-
-def _sweep_group(cfg: DictConfig) -> str:
-    """The W&B group: the sweep folder for a multirun, the run folder otherwise."""
-    return _sweep_dir() or str(cfg.paths.output_dir)
-
-
-def base_record(cfg: DictConfig) -> dict[str, Any]:
-    from .run_record import git_state, package_versions
-
-    return {
-        "status": "running",
-        "run_name": cfg.run_name,
-        "data": cfg.data.name,
-        "model": cfg.model.name,
-        "frames": cfg.data.frames,
-        "stride": cfg.data.stride,
-        "split": cfg.data.split,
-        "seed": cfg.seed,
-        "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
-        "lr": cfg.optimizer.lr,
-        "protocol": cfg.get("protocol", {}).get("name"),
-        "pretrained": cfg.model.get("pretrained"),
-        "pretrained_tensors_loaded": 0,
-        "pretrained_tensors_skipped": 0,
-        **git_state(Path(cfg.paths.root_dir)),
-        "versions": package_versions(),
-    }
+from .config import resolvers  # noqa: F401  (registers the resolvers the configs use)
 
 
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1.
 
-    The config is checked before any data is read and the split files before
-    any model is built. A job whose folder already holds a completed run is
-    skipped; one with a checkpoint resumes from it (see resume.py). Under
-    trainer=ddp/ddp_cpu this process starts the ranks (see distributed.py).
+    Under trainer=ddp/ddp_cpu this process starts the ranks and waits for them.
     """
     started = time.perf_counter()  # before the imports: the first job of a process pays for them
-    from .distributed import is_global_zero, ranks_to_start, train_on_started_ranks
+    from .training.distributed import ranks_to_start, train_on_started_ranks
+    from .training.run import log_how_to_resume, run_in_this_process, sweep_group
 
     if processes := ranks_to_start(cfg.trainer):
-        from .interruption import RunInterrupted
+        from .training.interruption import RunInterrupted
 
         try:
-            return train_on_started_ranks(cfg, processes, _sweep_group(cfg))
+            return train_on_started_ranks(cfg, processes, sweep_group(cfg))
         except RunInterrupted:
-            _log_how_to_resume(Path(cfg.paths.output_dir))
+            log_how_to_resume(Path(cfg.paths.output_dir))
             raise
-
-    from . import distributed
-    from .config_checks import ConfigError, check_config
-    from .interruption import GracefulStop, as_interruption
-    from .redaction import redact_secrets
-    from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
-    from .run_record import peak_rss_mb, write_results, write_skipped_videos
-
-    run_dir = Path(cfg.paths.output_dir)
-    try:
-        # redacted before anything is saved: the module's settings go into every checkpoint
-        resolved = redact_secrets(check_config(cfg))
-    except ConfigError as err:
-        log.exception("%s failed: the config is invalid", _run_name(cfg))
-        if is_global_zero():  # a sweep's report lists this job as failed, with the reason
-            write_results(run_dir, {"status": "failed", "run_name": _run_name(cfg), "error": _error_text(err)})
-        raise
-    overrides = job_overrides()
-    plan = plan_resume(cfg.get("resume", "auto"), run_dir, overrides)
-    if plan.completed is not None:
-        log.info("%s already holds this completed run (results.json); skipping it", run_dir)
-        best = plan.completed.get("best_val_acc")
-        return float(best) if best is not None else float("nan")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
-    # a DDP rank started by train() leaves the second Ctrl-C to its launching process
-    stop = GracefulStop(run_dir / LAST_CHECKPOINT, second_ctrl_c_stops_at_once=not distributed.STARTED_RANK).install()
-    state: dict[str, Any] = {"started": started}  # what the fit built, for the record even when it fails
-    try:
-        _fit_and_test(cfg, resolved, record, state, plan.checkpoint, stop, wandb_group or _sweep_group(cfg))
-        return float(record["best_val_acc"]) if record["best_val_acc"] is not None else float("nan")
-    except BaseException as err:
-        interrupted = as_interruption(err, stop.signum)
-        record.update(status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err))
-        log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
-        if interrupted:
-            if not distributed.STARTED_RANK:  # the launching process knows the sweep folder and says it
-                _log_how_to_resume(run_dir)
-            if interrupted is not err:
-                raise interrupted from err
-        raise
-    finally:
-        stop.restore()
-        module = state.get("module")
-        found = {"train": module.skipped_videos, **module.left_out} if module is not None else {}
-        skipped = {stage: sorted(found.get(stage, ())) for stage in ("train", "val", "test")}
-        record.update(
-            skipped_videos=len(skipped["train"]),
-            skipped_val_videos=len(skipped["val"]),
-            skipped_test_videos=len(skipped["test"]),
-            wall_seconds=time.perf_counter() - started,
-            peak_rss_mb=peak_rss_mb(),
-        )
-        if is_global_zero():
-            for stage, videos in skipped.items():
-                if videos:
-                    write_skipped_videos(run_dir, videos, stage)
-            write_results(run_dir, record)
-        _finish_wandb()
-
-
-def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) -> None:
-    """Build data, model, loggers and trainer; fit; test the best checkpoint; fill `record`."""
-    from hydra.utils import instantiate
-
-    from .evaluate import ViewSettings
-    from .loggers import build_loggers
-    from .models.weights import find_pretrained, load_pretrained
-    from .parallel import limit_threads
-    from .safe_load import explain_unsafe_checkpoint
-
-    # before Lightning is imported (seconds on a busy CPU), so a missing weights file fails fast
-    weights = find_pretrained(cfg.model)
-    import pytorch_lightning as pl
-
-    from .callbacks import ResumableTraining, TrainingThroughput
-    from .cudnn_check import warn_known_problems
-    from .models import clip_gflops
-    from .module import VideoClassifier, network_args
-    from .run_artifacts import write_run_artifacts
-
-    limit_threads(cfg)
-    warn_known_problems(str(cfg.trainer.precision), str(cfg.trainer.accelerator))  # known-bad torch/cuDNN for 3D convs
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    class_names = datamodule.classes  # reads and checks the split files before any model is built
-    module = state["module"] = VideoClassifier(
-        model=resolved["model"],
-        class_names=class_names,
-        optimizer=resolved["optimizer"],
-        scheduler=resolved["scheduler"],
-        view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
-        train_batch_size=cfg.data.batch_size,
-    )
-    if weights is not None:
-        record.update(load_pretrained(module.net, weights).as_record())
-    record["params"] = sum(p.numel() for p in module.net.parameters())
-    record["gflops"] = clip_gflops(num_classes=len(class_names), **network_args(module.hparams.model))
-    throughput = TrainingThroughput()
-    provenance = {key: record[key] for key in ("git_commit", "git_dirty", "versions")}
-    loggers = build_loggers(cfg.get("logger"), {**resolved, **provenance}, group=wandb_group)
-    validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), ResumableTraining(cfg.seed), throughput, stop],
-        logger=loggers or False,
-        **validation,
-    )
-    with explain_unsafe_checkpoint(resume_from or ""):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-    stop.raise_if_requested()
-    checkpoint = trainer.checkpoint_callback
-    best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    with explain_unsafe_checkpoint(best_path):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
-    metrics = trainer.callback_metrics
-    best_val = checkpoint.best_model_score if checkpoint is not None else None
-    record.update(
-        status="completed",
-        epochs=trainer.current_epoch,
-        best_val_acc=best_val if best_val is not None else metrics.get("val/top1"),
-        test_top1=metrics.get("test/top1"),
-        test_top5=metrics.get("test/top5"),
-        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
-        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
-        test_mean_class_acc=metrics.get("test/mean_class_acc"),
-        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
-        test_videos=module.evaluated["test"],
-        val_videos=module.evaluated["val"],
-        lr_effective=module.effective_lr,
-        effective_batch_size=module.effective_batch_size(),
-        device=_device_name(trainer),
-        train_seconds=throughput.train_seconds,
-        train_clips_per_s=throughput.clips_per_second,
-        best_checkpoint=best_path,
-        world_size=trainer.world_size,
-        startup_s=throughput.first_step_at - state["started"] if throughput.first_step_at is not None else None,
-    )
-    if trainer.is_global_zero:
-        run_dir = Path(cfg.paths.output_dir)
-        write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, class_names, trainer.loggers)
-
-
-def _device_name(trainer) -> str:
-    """What the run trained on: "cpu", or the GPU's name (with the count when there are several)."""
-    import torch
-
-    if trainer.strategy.root_device.type != "cuda":
-        return trainer.strategy.root_device.type
-    name = torch.cuda.get_device_name(trainer.strategy.root_device)
-    return f"{trainer.world_size} x {name}" if trainer.world_size > 1 else name
-
-
-def _run_name(cfg: DictConfig) -> str | None:
-    """The run name, or None when the config is too broken to resolve it."""
-    try:
-        return str(cfg.run_name)
-    except Exception:  # noqa: BLE001 - any resolution error: the record is written without it
-        return None
-
-
-def _error_text(err: BaseException) -> str:
-    """`Type: message`; for an error raised in a DataLoader worker, without the worker's traceback."""
-    text = str(err)
-    if "Original Traceback" in text:  # torch re-raises a worker's error with its traceback as the message
-        text = text.strip().splitlines()[-1].split(": ", 1)[-1]  # the traceback's last line: "module.Type: message"
-    return f"{type(err).__name__}: {text}"
-
-
-def _log_how_to_resume(run_dir: Path) -> None:
-    sweep = _sweep_dir()
-    folder = f"hydra.sweep.dir={sweep}" if sweep else f"hydra.run.dir={run_dir}"
-    log.warning("interrupted; to resume, re-run the same command with %s", folder)
-
-
-def _finish_wandb() -> None:
-    """Close this job's W&B run so the next multirun job starts its own; a W&B failure here is only a warning."""
-    import sys
-
-    wandb = sys.modules.get("wandb")
-    if wandb is None or wandb.run is None:
-        return
-    try:
-        wandb.finish()
-    except Exception as err:  # noqa: BLE001 - the run's results are already written
-        log.warning("W&B could not finish its run (%s: %s); its local files are kept", type(err).__name__, err)
+    return run_in_this_process(cfg, wandb_group, started)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from .config_checks import ConfigError
+    from .config.checks import ConfigError
     from .data.splits import DatasetIndexError
+    from .training.run import sweep_dir
 
     try:
         return train(cfg)
     except (ConfigError, DatasetIndexError) as err:
-        if _sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
+        if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise
         # the message names the key or file and the fix; a traceback would only bury it
         raise SystemExit(f"error: {err}") from None

@@ -8,44 +8,26 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from .figures import Measurement, figure_entry, table
+from .plans import (
+    FULL,
+    GPU_ROUNDS,
+    GPU_STEPS,
+    GPU_WARMUP,
+    LAYOUT_CLASSES,
+    LAYOUT_TRAIN_CLIPS_PER_GROUP,
+    PARTS,
+    QUICK,
+    REAL_SIZE_MODELS,
+    SYNTHETIC_MODELS,
+    TINY_SYNTHETIC,
+    Plan,
+)
 from .variants import CPU_DEFAULT, GPU_DEFAULT, QUICK_DEFAULT, VARIANTS, pick
-from .videos import QUICK_SHAPE, VideoShape, ucf101_layout, write_videos
-
-PARTS = ("data", "train", "multirun")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How much to measure: the full plan fits the 10-minute budget on 2 cores; quick only checks that it runs."""
-
-    videos: int
-    shape: VideoShape
-    crops: tuple[tuple[int, int], ...]  # (crop size, short side)
-    data_repeats: int
-    clips_per_repeat: int
-    train_repeats: int
-    train_steps: int
-    train_warmup: int
-    multirun_jobs: int
-    tiny_synthetic: bool  # a 3-class synthetic dataset instead of the sweep's
-
-
-FULL = Plan(4, VideoShape(), ((112, 128), (224, 256)), 5, 16, 3, 10, 2, 6, False)
-QUICK = Plan(2, QUICK_SHAPE, ((112, 128),), 2, 2, 1, 2, 1, 2, True)
-GPU_ROUNDS, GPU_STEPS, GPU_WARMUP = 1, 30, 5  # a GPU of one's own: one round; 5 warm-up steps cover compilation
-# The bench's UCF101-layout folder: 20 classes, 15 training groups of 5 clips (1,500 videos: 46 batches of 32),
-# 3 validation groups (300 videos), 7 test groups of one clip (140 videos, 4,200 clips at 10x3 views).
-LAYOUT_CLASSES, LAYOUT_TRAIN_CLIPS_PER_GROUP = 20, 5
-REAL_SIZE_MODELS = {"x3d_m": ["model=x3d_m", "frames=16"], "slowfast": ["model=slowfast", "frames=32"]}
-SYNTHETIC_MODELS = {"x3d_m": ["model=x3d_m"], "slowfast": ["model=slowfast"]}
-TINY_SYNTHETIC = [
-    "data.synthetic.classes=[MoveRight,MoveLeft,Grow]",
-    "data.synthetic.clips_per_group=[1,1]",
-]
+from .videos import ucf101_layout, write_videos
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -223,7 +205,7 @@ def machine(device: str) -> dict:
     import av
     import torch
 
-    from ..cudnn_check import runtime_problems, runtime_versions
+    from ..training.cudnn_check import runtime_problems, runtime_versions
 
     versions = runtime_versions()
     return {
@@ -245,7 +227,7 @@ def machine(device: str) -> dict:
 
 def write_output(path: Path, figures: dict[str, list[Measurement]], context: dict, info: dict, seconds: float) -> str:
     """bench.json (atomically) and the printed text: warnings, the figures' table, the variants' table."""
-    from ..atomic import atomic_write_json
+    from ..safety.atomic import atomic_write_json
 
     blocks = [f"WARNING: {warning}" for warning in info["warnings"]]
     if figures:

@@ -95,7 +95,7 @@ def environment(device: str) -> dict:
 
     import torch
 
-    from ..cudnn_check import runtime_problems, runtime_versions
+    from ..training.cudnn_check import runtime_problems, runtime_versions
 
     info = {"python": platform.python_version(), **runtime_versions(), "cpus": os.cpu_count()}
     if torch.cuda.is_available():

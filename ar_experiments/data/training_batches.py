@@ -2,7 +2,7 @@
 
 One sampler serves a single process and every DDP rank. Its position (the
 epoch, and how many of the epoch's batches are done) is set by the training
-loop (ar_experiments.callbacks.ResumableTraining) and saved in checkpoints
+loop (ar_experiments.training.callbacks.ResumableTraining) and saved in checkpoints
 through `ResumableDataLoader`, which Lightning treats as a stateful loader: a
 run resumed mid-epoch trains exactly the batches, in the order and with the
 clips, that the uninterrupted run would have.

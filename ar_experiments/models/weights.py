@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..safe_load import load_checkpoint
+from ..safety.safe_load import load_checkpoint
 from .builders import ARCHITECTURES, VideoNet
 
 log = logging.getLogger(__name__)

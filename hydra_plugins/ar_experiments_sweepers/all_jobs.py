@@ -7,7 +7,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweepe
 from hydra.core.config_store import ConfigStore
 from omegaconf import II
 
-from ar_experiments.sweep_failures import FailureCollector
+from ar_experiments.sweeps.failures import FailureCollector
 
 
 class AllJobsSweeper(BasicSweeper):

@@ -10,11 +10,11 @@ from omegaconf import II
 
 
 class OptunaStudySweeper(Sweeper):
-    """Thin plugin front; the work is in ar_experiments.optuna_study (imported only when a search runs,
+    """Thin plugin front; the work is in ar_experiments.sweeps.optuna_study (imported only when a search runs,
     so optuna's import cost is not paid by every command)."""
 
     def __init__(self, **settings: Any):
-        from ar_experiments.optuna_study import ContinuingStudySweeper
+        from ar_experiments.sweeps.optuna_study import ContinuingStudySweeper
 
         self.sweeper = ContinuingStudySweeper(**settings)
 

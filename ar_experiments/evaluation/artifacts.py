@@ -1,0 +1,254 @@
+"""Per-run evaluation files, written into the run folder after testing.
+
+What a paper's error analysis needs from one run: every test video's
+prediction, accuracy per class, the confusion matrix (as numbers and as a
+figure) and the pairs of classes confused most. The same figures and the
+per-class table go to W&B when a W&B logger is active.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.splits import VideoRecord
+from ..safety.atomic import atomic_write_text
+from .video_level import VideoLevelAccumulator
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = (
+    "video",
+    "label",
+    "label_name",
+    "predicted",
+    "predicted_name",
+    "top5",
+    "prob_true",
+    "prob_predicted",
+    "views",
+)
+TOP_CONFUSED_PAIRS = 20
+
+
+def write_run_artifacts(
+    run_dir: str | Path,
+    predictions: VideoLevelAccumulator,
+    test_records: Sequence[VideoRecord],
+    class_names: Sequence[str],
+    loggers: Iterable = (),
+) -> dict[str, Path]:
+    """Write the per-video and per-class files of a test; returns their paths by name.
+
+    `predictions` holds one entry per test video, keyed by its position in
+    `test_records`. Nothing is written when the test saw no video.
+    """
+    indices, probabilities, labels = predictions.predictions()
+    if not indices:
+        log.warning("no test predictions: per-run metrics files are not written")
+        return {}
+    run_dir = Path(run_dir)
+    names = list(class_names)
+    predicted = probabilities.argmax(1)
+    confusion = confusion_matrix(labels, predicted, len(names))
+    per_class = per_class_rows(confusion, names)
+    paths = {
+        "test_predictions": run_dir / "test_predictions.csv",
+        "per_class_accuracy": run_dir / "per_class_accuracy.csv",
+        "confusion_matrix_csv": run_dir / "confusion_matrix.csv",
+        "confusion_matrix": run_dir / "confusion_matrix.png",
+        "confused_pairs": run_dir / "confused_pairs.png",
+    }
+    views = [predictions.views[i] for i in indices]
+    videos = [test_records[i].path for i in indices]
+    write_csv(
+        paths["test_predictions"], PREDICTION_COLUMNS, prediction_rows(videos, probabilities, labels, views, names)
+    )
+    write_csv(paths["per_class_accuracy"], ("class", "support", "accuracy"), per_class)
+    write_csv(
+        paths["confusion_matrix_csv"],
+        ("true \\ predicted", *names),
+        [[n, *row] for n, row in zip(names, confusion.tolist())],
+    )
+    title = f"{len(indices)} test videos, {_views_label(views)}"
+    plot_confusion_matrix(confusion, names, paths["confusion_matrix"], title)
+    plot_confused_pairs(confusion, names, paths["confused_pairs"], title)
+    _log_to_wandb(loggers, paths, per_class)
+    return paths
+
+
+def prediction_rows(videos, probabilities: torch.Tensor, labels: torch.Tensor, views, names) -> list[list]:
+    """One `PREDICTION_COLUMNS` row per video."""
+    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices
+    rows = []
+    for video, probs, label, top_k, count in zip(videos, probabilities, labels.tolist(), top.tolist(), views):
+        best = top_k[0]
+        rows.append(
+            [
+                video,
+                label,
+                names[label],
+                best,
+                names[best],
+                " ".join(map(str, top_k)),
+                f"{probs[label].item():.6f}",
+                f"{probs[best].item():.6f}",
+                count,
+            ]
+        )
+    return rows
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Counts (num_classes, num_classes): rows are true classes, columns predicted ones."""
+    flat = (labels * num_classes + predicted).long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes).numpy()
+
+
+def per_class_rows(confusion: np.ndarray, names: Sequence[str]) -> list[list]:
+    """(class, support, accuracy) per class; the accuracy is empty for a class with no test video."""
+    support = confusion.sum(1)
+    return [
+        [name, int(n), f"{confusion[c, c] / n:.6f}" if n else ""] for c, (name, n) in enumerate(zip(names, support))
+    ]
+
+
+def _views_label(views: Sequence[int]) -> str:
+    low, high = min(views), max(views)
+    if high == 1:
+        return "single central view"
+    return f"{high} views averaged" if low == high else f"{low}-{high} views averaged"
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _row_normalised(confusion: np.ndarray) -> np.ndarray:
+    support = confusion.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
+
+
+def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix, classes sorted by accuracy (best first).
+
+    Sorting puts the weak classes, and what they are mistaken for, together at
+    the bottom. The colour scale is a square root so that confusions of a few
+    percent stand out next to a diagonal near 1.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
+
+    fractions = _row_normalised(confusion)
+    accuracy = np.diag(fractions)
+    order = sorted(range(len(names)), key=lambda c: (np.isnan(accuracy[c]), -np.nan_to_num(accuracy[c]), names[c]))
+    shown = fractions[np.ix_(order, order)]
+    count = len(names)
+    side = max(6.0, 0.15 * count + 3.0)
+    font = 8 if count <= 30 else 5
+    fig, ax = plt.subplots(figsize=(side + 1.5, side), layout="constrained")
+    image = ax.imshow(
+        np.ma.masked_invalid(shown), cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest"
+    )
+    ax.set_xticks(range(count), [names[c] for c in order], rotation=90, fontsize=font)
+    ax.set_yticks(range(count), [f"{names[c]} ({_percent(accuracy[c])})" for c in order], fontsize=font)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (accuracy)")
+    ax.set_title(f"Confusion matrix, row-normalised\n{title}")
+    if count <= 20:
+        for row in range(count):
+            for col in range(count):
+                if confusion[order[row], order[col]]:
+                    value = shown[row, col]
+                    ax.text(
+                        col,
+                        row,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=font,
+                        color="white" if value > 0.5 else "black",
+                    )
+    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("share of the true class's videos (square-root colour scale)", fontsize=8)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _percent(value: float) -> str:
+    return "no videos" if np.isnan(value) else f"{100 * value:.0f}%"
+
+
+def confused_pairs(confusion: np.ndarray, limit: int = TOP_CONFUSED_PAIRS) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) of the most frequent mistakes, most frequent first."""
+    off_diagonal = confusion.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    fractions = np.nan_to_num(_row_normalised(off_diagonal))
+    pairs = [(int(t), int(p), int(off_diagonal[t, p])) for t, p in zip(*np.nonzero(off_diagonal))]
+    pairs.sort(key=lambda pair: (-pair[2], -fractions[pair[0], pair[1]], pair[0], pair[1]))
+    return pairs[:limit]
+
+
+def plot_confused_pairs(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+    """Horizontal bars of the most confused true -> predicted pairs, with the share of the true class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = confused_pairs(confusion)
+    support = confusion.sum(1)
+    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    if pairs:
+        labels = [f"{names[t]} \u2192 {names[p]}" for t, p, _ in pairs]
+        counts = [n for _, _, n in pairs]
+        ax.barh(range(len(pairs)), counts, color="tab:red")
+        ax.set_yticks(range(len(pairs)), labels, fontsize=8)
+        ax.invert_yaxis()
+        for row, (t, _, n) in enumerate(pairs):
+            ax.text(n, row, f" {n} ({100 * n / support[t]:.0f}% of {names[t]})", va="center", fontsize=7)
+        ax.set_xlim(0, max(counts) * 1.45)
+        ax.set_xlabel("test videos of the true class predicted as the other")
+    else:
+        ax.text(0.5, 0.5, "no confusions: every test video was classified correctly", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title(f"Most confused pairs, true \u2192 predicted (top {TOP_CONFUSED_PAIRS}; {title})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _log_to_wandb(loggers: Iterable, paths: dict[str, Path], per_class: list[list]) -> None:
+    """Figures as images and the per-class accuracy as a table; a W&B failure only warns."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        try:
+            import wandb
+
+            rows = [[name, support, float(acc) if acc else None] for name, support, acc in per_class]
+            logger.experiment.log(
+                {
+                    "test/confusion_matrix": wandb.Image(str(paths["confusion_matrix"])),
+                    "test/confused_pairs": wandb.Image(str(paths["confused_pairs"])),
+                    "test/per_class_accuracy": wandb.Table(columns=["class", "support", "accuracy"], data=rows),
+                }
+            )
+        except Exception as err:  # noqa: BLE001 - W&B must never fail a run that has finished testing
+            log.warning("could not log the test figures to W&B (%s: %s)", type(err).__name__, err)

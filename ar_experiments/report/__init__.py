@@ -1,0 +1,3 @@
+"""Sweep folder -> report.md, report.csv, comparisons.csv and plots, with their statistics.
+
+Reads results.json, CSV files and predictions only: imports no torch, nothing of training or data."""

@@ -1,0 +1,55 @@
+"""Turn a sweep folder into report.md, report.csv, comparisons.csv and PNG plots, written into that folder.
+
+    python -m ar_experiments.report multirun/2025-01-31/12-00-00
+    python -m ar_experiments.report --latest     # the newest multirun/<date>/<time> under the current folder
+
+Works on a sweep that is still running or partly failed: runs without results.json, or whose status is
+not completed, are listed with their error and left out of the statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .build import analyse, write_report
+from .stats import DEFAULT_RESAMPLES
+from .sweep_results import (
+    Sweep,
+    latest_sweep,
+)
+
+MIN_RESAMPLES = 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ar_experiments.report", description=__doc__.split("\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("sweep", nargs="?", type=Path, help="a sweep folder, multirun/<date>/<time>")
+    where.add_argument(
+        "--latest", action="store_true", help="the newest multirun/<date>/<time> under the current folder"
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help="bootstrap resamples of paired differences (at least 1000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    args = parser.parse_args(argv)
+    if args.resamples < MIN_RESAMPLES:
+        parser.error(f"--resamples {args.resamples} is too few for a 95% interval; use at least {MIN_RESAMPLES}")
+    try:
+        folder = latest_sweep(Path.cwd()) if args.latest else args.sweep
+        sweep = Sweep.read(folder)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    if not sweep.jobs:
+        parser.error(
+            f"no job folders (with .hydra/ or results.json) in {folder}; is it a multirun/<date>/<time> folder?"
+        )
+    report = analyse(sweep, n_resamples=args.resamples, seed=args.seed)
+    written = write_report(report)
+    print(f"Sweep {sweep.folder}\n\n{report.run_table()}\n\n{report.settings_table()}\n")
+    print("Wrote " + ", ".join(path.name for path in written) + f" in {sweep.folder}")
+    return 0

@@ -1,0 +1,130 @@
+"""hydra-optuna-sweeper, changed where a long search needs it (see docs/sweeps.md).
+
+- `n_trials` is the size the stored study should reach: running the same command
+  again continues the study (only the missing trials run), and job folders are
+  numbered by trial, so a re-run in the same sweep folder adds folders instead
+  of overwriting them.
+- A failed trial (its job raised, or returned NaN) is told to Optuna as FAIL with
+  the error and the job folder in the trial's user attributes; the search goes on
+  unless `max_failure_rate` (0 with `sweep.fail_fast=true`) is exceeded.
+- An SQLite storage's folder is created before the study is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+from .failures import FAIL_FAST, JobFailure, SweepFailed, failure_of, job_folder, job_number
+
+log = logging.getLogger(__name__)
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def ensure_sqlite_folder(storage: Any) -> None:
+    """SQLite creates the database file but not its folder."""
+    if isinstance(storage, str) and storage.startswith(SQLITE_PREFIX):
+        Path(storage[len(SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def trial_failure(job_return: Any) -> JobFailure | None:
+    """A job that raised, or whose objective is not a number, is a failed trial."""
+    failure = failure_of(job_return)
+    if failure is not None:
+        return failure
+    value = job_return.return_value
+    if isinstance(value, float) and math.isnan(value):
+        return JobFailure(job_number(job_return), job_folder(job_return), "the objective is NaN (no validation score)")
+    return None
+
+
+class ContinuingStudySweeper(OptunaSweeperImpl):
+    def __init__(self, *args: Any, fail_fast: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if fail_fast:
+            self.max_failure_rate = 0.0
+        self.fail_fast = fail_fast
+        self.asked: list[optuna.trial.Trial] = []
+        self.failures: list[JobFailure] = []
+        self.launched = 0
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = _TrialRecorder(self.launcher, self)
+
+    def _configure_trials(self, trials, search_space_distributions, fixed_params):
+        self.asked = list(trials)  # the batch about to be launched, for _TrialRecorder
+        return super()._configure_trials(trials, search_space_distributions, fixed_params)
+
+    def sweep(self, arguments: list[str]) -> None:
+        if self.storage is not None:
+            self._continue_stored_study()
+        try:
+            super().sweep(arguments)
+        except Exception as err:
+            if not self.failures:
+                raise
+            if self._completed_trials() == 0:
+                raise SweepFailed(self.failures, self.launched, stopped_because="no completed trial") from err
+            reason = FAIL_FAST if self.fail_fast else f"hydra.sweeper.max_failure_rate={self.max_failure_rate}"
+            raise SweepFailed(self.failures, self.launched, stopped_because=reason) from err
+        if self.failures:
+            log.warning("%s", SweepFailed(self.failures, self.launched))
+
+    def _continue_stored_study(self) -> None:
+        if not self.study_name:
+            raise ValueError(
+                "hydra.sweeper.study_name is null with a storage set: a study can only be continued by its name; "
+                "set hydra.sweeper.study_name=NAME"
+            )
+        ensure_sqlite_folder(self.storage)
+        study = self._study()
+        finished = sum(trial.state.is_finished() for trial in study.trials)
+        target = self.n_trials
+        self.n_trials = max(0, target - finished)
+        self.job_idx = len(study.trials)  # job folders continue the trial numbering
+        log.info(
+            "Study %s in %s holds %d finished trials; running %d more to reach hydra.sweeper.n_trials=%d",
+            self.study_name,
+            self.storage,
+            finished,
+            self.n_trials,
+            target,
+        )
+
+    def _study(self) -> optuna.Study:
+        return optuna.create_study(
+            study_name=self.study_name, storage=self.storage, directions=self._get_directions(), load_if_exists=True
+        )
+
+    def _completed_trials(self) -> int:
+        if self.storage is None:
+            return 0
+        return sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in self._study().trials)
+
+
+class _TrialRecorder:
+    """Launcher in front of the real one: notes each trial's job folder, and the error of a failed one."""
+
+    def __init__(self, launcher: Any, sweeper: ContinuingStudySweeper):
+        self.launcher = launcher
+        self.sweeper = sweeper
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        self.sweeper.launched += len(returns)
+        for trial, job_return in zip(self.sweeper.asked, returns):
+            trial.set_user_attr("job_dir", job_folder(job_return))
+            failure = trial_failure(job_return)
+            if failure is not None:
+                # user attributes can only be set while the trial runs: before the sweeper tells FAIL
+                trial.set_user_attr("error", failure.error)
+                self.sweeper.failures.append(failure)
+                log.error("trial %d failed: %s", trial.number, failure)
+        return returns

@@ -1,0 +1,206 @@
+"""DDP on one machine, started by train() itself so that it works inside Hydra multiruns.
+
+Lightning's `strategy=ddp` starts ranks 1..N-1 by re-running the command line
+(`sys.argv`). Under Hydra that command is the whole sweep (`-m` and every sweep
+value), so each rank would start a sweep of its own, and a failing rank kills
+the launching process, and with it the sweep. Instead train() starts all N ranks
+as spawned processes that run train() on the already-resolved config (same run
+folder, same values), and waits for them:
+
+- rank 0 writes results.json, checkpoints and logs, as in a single-process run;
+- a failed rank stops the others, and the job fails with that rank's error,
+  so the sweep records it and goes on;
+- Ctrl-C or SIGTERM to this process is passed on to the ranks as SIGTERM: they
+  stop together after the same batch and save a checkpoint (interruption.py),
+  and this process ends as interrupted; a second Ctrl-C kills the ranks;
+- when the ranks are started by someone else (SLURM tasks, torchrun), train()
+  leaves them alone: Lightning finds them through the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def ranks_to_start(trainer_cfg: DictConfig) -> int:
+    """How many DDP processes train() must start on this machine: 0 when it is not its job."""
+    strategy = trainer_cfg.get("strategy", "auto")
+    if not isinstance(strategy, str) or not _starts_ranks_by_rerunning_the_command(strategy):
+        return 0
+    if _ranks_started_externally():
+        return 0
+    processes = _local_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
+    return processes if processes > 1 else 0
+
+
+def _starts_ranks_by_rerunning_the_command(strategy: str) -> bool:
+    """Lightning's `ddp` and its variants with start_method `popen` (spawn/fork variants work as they are)."""
+    from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+
+    if strategy not in StrategyRegistry:
+        return False
+    entry = StrategyRegistry[strategy]  # (its .get() would build the strategy)
+    return issubclass(entry["strategy"], DDPStrategy) and entry["init_params"].get("start_method", "popen") == "popen"
+
+
+def _ranks_started_externally() -> bool:
+    from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    return "LOCAL_RANK" in os.environ or SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
+
+
+def _local_devices(accelerator: str, devices: Any) -> int:
+    """Devices on this machine as Lightning counts them for `accelerator` and `devices`."""
+    import torch
+    from pytorch_lightning.accelerators import CPUAccelerator, CUDAAccelerator
+
+    if isinstance(devices, ListConfig):
+        devices = list(devices)
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if devices == "auto":
+            devices = CUDAAccelerator.auto_device_count()
+        return len(CUDAAccelerator.parse_devices(devices) or [])
+    return CPUAccelerator.parse_devices(1 if devices == "auto" else devices)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) -> float:
+    """Run train(cfg) in `processes` spawned ranks; return rank 0's objective (its best val top-1)."""
+    import torch.multiprocessing as mp
+    from hydra.utils import instantiate
+    from torch.multiprocessing.spawn import ProcessException
+
+    run_dir = Path(cfg.paths.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    num_nodes = int(cfg.trainer.get("num_nodes", 1) or 1)
+    env = {
+        "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        "MASTER_PORT": os.environ.get("MASTER_PORT") or str(_free_port()),
+        "NODE_RANK": os.environ.get("NODE_RANK", "0"),
+        "WORLD_SIZE": str(processes * num_nodes),
+    }
+    from .interruption import RunInterrupted
+
+    forward = ForwardSignals()
+    try:
+        # generate the dataset (if synthetic) once here, not in N ranks at the same time
+        instantiate(cfg.data).prepare_data()
+        log.info("Starting %d DDP processes (master port %s) for %s", processes, env["MASTER_PORT"], run_dir)
+        context = mp.start_processes(
+            _run_rank, args=(config, env, wandb_group, processes), nprocs=processes, join=False, start_method="spawn"
+        )
+        forward.install(context.processes)
+        while not context.join():
+            pass
+    except ProcessException as err:
+        if forward.signum is not None:  # the ranks stopped on the signal; rank 0 recorded the interruption
+            raise RunInterrupted(forward.signum) from None
+        # the other ranks have been stopped; rank 0 may have died before writing its record
+        message = f"DDP rank {err.error_index} failed: {_last_line(str(err))}"
+        _record_failure(cfg, run_dir, message)
+        raise RuntimeError(message) from None
+    except Exception as err:
+        _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        forward.restore()
+    if forward.signum is not None:  # the signal came after training: the run is complete, the sweep stops
+        raise RunInterrupted(forward.signum)
+    record = _read_results(run_dir)
+    value = record.get("best_val_acc")
+    return float(value) if value is not None else float("nan")
+
+
+class ForwardSignals:
+    """While the ranks run: SIGINT or SIGTERM to this process reaches them as SIGTERM; a second Ctrl-C kills them."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._processes: list = []
+        self._previous: dict[int, object] = {}
+
+    def install(self, processes: list) -> None:
+        self._processes = processes
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {
+                signum: signal.signal(signum, self._forward) for signum in (signal.SIGINT, signal.SIGTERM)
+            }
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _forward(self, signum: int, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            for process in self._processes:
+                if process.is_alive():
+                    process.kill()
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s received: the DDP ranks stop after their current batch", signal.Signals(signum).name)
+        for process in self._processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+
+def _record_failure(cfg: DictConfig, run_dir: Path, error: str) -> None:
+    """Mark the run failed unless rank 0 already did (with its own, fuller, record)."""
+    from .run_record import base_record, write_results
+
+    if _read_results(run_dir).get("status") != "failed":
+        write_results(run_dir, {**base_record(cfg), "status": "failed", "error": error})
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
+
+
+def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int) -> None:
+    """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
+    from . import ranks
+
+    ranks.STARTED_RANK = True
+    os.environ.update(env, LOCAL_RANK=str(local_rank))
+    from pytorch_lightning.utilities import rank_zero_only
+
+    rank_zero_only.rank = int(env["NODE_RANK"]) * processes + local_rank  # loggers ask before Lightning sets it
+    _log_to_run_folder(Path(config["paths"]["output_dir"]), rank_zero_only.rank)
+
+    from .run import run_in_this_process
+
+    run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group)
+
+
+def _log_to_run_folder(run_dir: Path, rank: int) -> None:
+    """Spawned ranks have no Hydra logging: rank 0 appends to the run's train.log, every rank to stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if rank == 0:
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    fields = f"[%(asctime)s][%(name)s][%(levelname)s][rank {rank}] - %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fields, handlers=handlers)

@@ -1,0 +1,72 @@
+"""What the optimiser config adds to torch's optimisers: the learning rate's scaling with the batch, and
+weight averaging (Polyak / SWA style) from a chosen epoch on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ..config.checks import LR_SCALING_RULES
+
+
+def scaled_learning_rate(lr: float, rule: str, reference_batch_size: int, effective_batch_size: int) -> float:
+    """`lr` was tuned for `reference_batch_size` clips per optimiser step; the rate for `effective_batch_size`.
+
+    linear: lr x effective / reference (Goyal et al. 2017, for SGD); sqrt: lr x sqrt(effective / reference)
+    (the square-root rule for adaptive optimisers such as AdamW); none: lr as it is.
+    """
+    if rule not in LR_SCALING_RULES:
+        raise ValueError(f"optimizer.lr_scaling={rule!r}; choose one of {', '.join(LR_SCALING_RULES)}")
+    ratio = effective_batch_size / reference_batch_size
+    return lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+
+
+class WeightAverage:
+    """The running mean of a network's weights over the optimiser steps taken since averaging began.
+
+    Parameters and floating-point buffers (BatchNorm's running statistics) are
+    averaged, with equal weight per step; integer buffers (BatchNorm's step
+    counter) are left as trained. `swapped_in` puts the average into the network
+    for evaluation and the trained weights back afterwards.
+    """
+
+    def __init__(self, net: nn.Module, prefix: str = ""):
+        self.net, self.prefix = net, prefix
+        self.count = 0
+        self.average: dict[str, torch.Tensor] = {}
+
+    def _tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, tensor in [*self.net.named_parameters(), *self.net.named_buffers()]:
+            if tensor.is_floating_point():
+                yield self.prefix + name, tensor
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.count += 1
+        if not self.average:
+            self.average = {name: tensor.detach().clone() for name, tensor in self._tensors()}
+            return
+        names, tensors = zip(*self._tensors())
+        torch._foreach_lerp_([self.average[name] for name in names], list(tensors), 1.0 / self.count)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the network's weights with the average (called twice, everything is back)."""
+        for name, tensor in self._tensors():
+            held = tensor.detach().clone()
+            tensor.copy_(self.average[name])
+            self.average[name] = held
+
+    def averaged_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`state_dict` (of the network's owner, with `prefix`) with the averaged weights in place of the trained."""
+        return {
+            name: self.average[name].to(value.device) if name in self.average else value
+            for name, value in state_dict.items()
+        }
+
+    def load(self, averaged_state_dict: dict[str, torch.Tensor], count: int) -> None:
+        self.count = count
+        self.average = {name: averaged_state_dict[name].detach().clone() for name, _ in self._tensors()}

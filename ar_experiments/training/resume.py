@@ -1,0 +1,76 @@
+"""Resuming: a run folder that already holds a run continues it instead of starting over.
+
+`resume=auto` (the default) looks at the run folder: a `results.json` with
+`status: completed` means the job is done (it is skipped and its recorded
+best_val_acc returned, so a re-run sweep only does what is left); otherwise
+`checkpoints/last.ckpt`, if present, is where training continues. A sweep
+re-run into its folder (`hydra.sweep.dir=...`) thus skips finished jobs and
+resumes the rest; a single run does the same when given a fixed folder
+(`hydra.run.dir=...`). `resume=<run folder or .ckpt>` continues from that
+checkpoint in this run's own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config.checks import ConfigError
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a run does with the state it finds: nothing, continue from `checkpoint`, or skip as `completed`."""
+
+    checkpoint: str | None = None
+    completed: dict[str, Any] | None = None
+
+
+def job_overrides() -> list[str] | None:
+    """This job's command-line overrides (a sweep's values included) minus `resume=`; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return sorted(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("resume="))
+
+
+def _previous_results(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        # written atomically, so this is a hand-edited or foreign file: do not guess
+        raise ConfigError([f"{path} cannot be read ({err}); delete it or run in a new folder"]) from None
+
+
+def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> ResumePlan:
+    """Decide from `resume` and the state in `run_dir`; refuse state left by a job with other overrides."""
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        checkpoint = path / LAST_CHECKPOINT if path.is_dir() else path
+        if not checkpoint.is_file():
+            raise ConfigError([f"resume={resume}: no checkpoint at {checkpoint}; pass a run folder or a .ckpt file"])
+        return ResumePlan(checkpoint=str(checkpoint))
+    previous = _previous_results(run_dir)
+    recorded = (previous or {}).get("overrides")
+    if recorded is not None and overrides is not None and sorted(recorded) != overrides:
+        raise ConfigError(
+            [
+                f"{run_dir} holds a run with other overrides ({' '.join(recorded)}); re-run with exactly "
+                "those to resume it, or give this run a new folder (hydra.run.dir=... / hydra.sweep.dir=...)"
+            ]
+        )
+    if previous is not None and previous.get("status") == "completed":
+        return ResumePlan(completed=previous)
+    last = run_dir / LAST_CHECKPOINT
+    return ResumePlan(checkpoint=str(last)) if last.is_file() else ResumePlan()

@@ -1,0 +1,312 @@
+"""The bench: it runs and writes its figures, and each figure moves the right way when one side is slowed.
+
+Speed itself is measured by the bench, not asserted here: the tests slow one
+path on purpose (a sleep) and check that the figure built on it falls or rises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ar_experiments.bench.__main__ import main
+from ar_experiments.bench.figures import Measurement, Pooled, figure_entry, table
+from ar_experiments.bench.projection import UCF101_SPLIT1, grid_hours, run_seconds
+from ar_experiments.bench.variants import SEED, pick
+
+TINY_SYNTHETIC = ["data.synthetic.classes=[MoveRight,MoveLeft,Grow]", "data.synthetic.clips_per_group=[1,1]"]
+
+
+# --- figures from pooled rates --------------------------------------------------------------------
+
+
+def test_a_ratio_is_of_pooled_rates_with_the_rounds_as_its_spread():
+    # one quick round and one slow round on each side: the median of per-round ratios would say 1.5
+    loop = Pooled().add(10, 1.0).add(10, 10.0)
+    model = Pooled().add(10, 0.5).add(10, 20.0)
+    ratio = Measurement.ratio(loop, model, "setting")
+    assert ratio.value == pytest.approx(loop.rate / model.rate) == pytest.approx(20 / 11 / (20 / 20.5))
+    assert sorted(ratio.rounds) == pytest.approx([0.5, 2.0])
+    assert Measurement.pooled(loop).value == pytest.approx(20 / 11)
+    assert Measurement.pooled(Pooled().add(1.0, 4.0).add(0.0, 6.0)).value == pytest.approx(0.1)  # idle share
+
+
+def test_a_figure_entry_takes_the_worst_setting_and_meets_its_goal_only_if_every_setting_does():
+    good = Measurement(3.0, [2.5, 3.5], "crop 112")
+    bad = Measurement(1.5, [1.0, 2.0], "crop 224")
+    entry = figure_entry("data_vs_pytorchvideo", [good, bad])
+    assert entry["value"] == 1.5 and entry["goal"] == ">= 2" and entry["met"] is False
+    assert entry["by_setting"]["crop 112"]["spread"] == [2.5, 3.5]
+    assert figure_entry("startup_s", [Measurement(4.0, [4.0])])["met"] is True
+    assert figure_entry("test_videos_per_s", [Measurement(4.0, [4.0])])["met"] is None  # informational
+    assert figure_entry("grid_hours", [Measurement(4.0, [4.0], goal=("<=", 3.0))])["met"] is False
+    text = table({"data_vs_pytorchvideo": [good, bad]})
+    assert "2.50-3.50" in text and "NO" in text and "yes" in text
+
+
+def test_projection_of_the_seed_grid():
+    seconds = run_seconds(fit_clips_per_s=100, val_clips_per_s=500, test_videos_per_s=10, compile_s=60)
+    train = UCF101_SPLIT1.train_videos - UCF101_SPLIT1.val_videos
+    assert seconds == pytest.approx(20 * (train / 100 + 1590 / 500) + 3783 / 10 + 60)
+    assert grid_hours({"x3d_m": 3600.0, "slowfast": 7200.0}) == pytest.approx(9 * 1 + 9 * 2)
+    assert grid_hours({"x3d_m": 3600.0}) == pytest.approx(18)  # one model measured: all 18 runs at its rate
+
+
+def test_variants_put_the_seed_first_and_name_unknown_ones():
+    assert [v.name for v in pick(["batch32", "compile"])] == ["seed", "batch32", "compile"]
+    assert pick(["seed", "batch32"])[0] is SEED
+    with pytest.raises(ValueError, match="'batch99'"):
+        pick(["batch99"])
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def test_quick_data_bench_writes_every_figure_with_its_goal(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    assert main(["--quick", "--parts", "data", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    figures = report["figures"]
+    assert set(figures) == {"data_vs_pytorchvideo", "data_vs_decode_floor"}
+    for name, baseline in (("data_vs_pytorchvideo", "pytorchvideo"), ("data_vs_decode_floor", "decode_floor")):
+        figure = figures[name]
+        assert figure["value"] > 0 and figure["goal"].startswith(">=") and isinstance(figure["met"], bool), name
+        for setting in figure["by_setting"].values():
+            assert setting["rounds"] and all(r > 0 for r in setting["rounds"])
+            # the figure is the ratio of the pooled rates printed beside it
+            pooled = setting["project_clips_per_s"] / setting[f"{baseline}_clips_per_s"]
+            assert setting["value"] == pytest.approx(pooled, rel=0.01)
+    assert report["machine"]["torch"] == torch.__version__ and "cudnn" in report["machine"]
+    text = capsys.readouterr().out
+    assert "data_vs_pytorchvideo" in text and ">= 0.6" in text
+
+
+def test_a_known_bad_cudnn_is_warned_about_in_the_bench_output(tmp_path, monkeypatch, capsys):
+    from ar_experiments.training import cudnn_check
+
+    warning = "cuDNN 9.10.2 with torch 2.9.0: bf16/fp16 3D convolutions bypass cuDNN"
+    monkeypatch.setattr(cudnn_check, "runtime_problems", lambda precision, accelerator: [warning])
+    output = tmp_path / "bench.json"
+    assert main(["--quick", "--parts", "data", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["machine"]["warnings"] == [warning] and report["table"][0] == f"WARNING: {warning}"
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"WARNING: {warning}") and warning in captured.err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
+def test_cuda_bench_without_cuda_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="no CUDA device is available"):
+        main(["--device", "cuda", "--output", str(tmp_path / "bench.json")])
+    assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--parts", "data,gpu"], "unknown part(s) ['gpu']"),
+        (["--variants", "seed,batch99"], "unknown variant(s) ['batch99']"),
+        (["--models", "resnet"], "unknown model(s) ['resnet']"),
+    ],
+)
+def test_unknown_names_are_named(args, message, capsys):
+    with pytest.raises(SystemExit):
+        main(args)
+    assert message in capsys.readouterr().err
+
+
+def test_quick_train_bench_compares_loop_kernels_and_variants_with_their_baselines(tmp_path):
+    output = tmp_path / "bench.json"
+    args = ["--quick", "--parts", "train", "--variants", "batch16", "--output", str(output)]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = json.loads(output.read_text())
+    figures = report["figures"]
+    expected = {"train_vs_model_bound", "kernels_vs_stock", "train_loop_clips_per_s", "train_model_clips_per_s"}
+    assert expected | {"train_idle_fraction", "val_clips_per_s", "test_videos_per_s", "grid_hours"} <= set(figures)
+    seed_setting = "cpu: x3d_m 8f 32px batch 8 32-true"
+    rows = {row["variant"]: row for row in report["context"]["train"]["variants"]}
+    seed, batch16 = rows["seed"], rows["batch16"]
+    bound = figures["train_vs_model_bound"]["by_setting"][seed_setting]["value"]
+    assert bound == pytest.approx(seed["loop_clips_per_s"] / seed["model_clips_per_s"], rel=0.01)
+    assert figures["train_loop_clips_per_s"]["by_setting"][seed_setting]["value"] == pytest.approx(
+        seed["loop_clips_per_s"], rel=0.01
+    )
+    assert batch16["batch_size"] == 16 and batch16["loop_vs_seed"] == pytest.approx(
+        batch16["loop_clips_per_s"] / seed["loop_clips_per_s"], rel=0.01
+    )
+    assert seed["test_videos_per_s"] > 0 and seed["projected_run_hours"] > 0 and "error" not in batch16
+    assert any("training settings" in line for line in report["table"])
+
+
+def test_quick_bench_runs_the_real_size_path_on_a_ucf101_layout(tmp_path):
+    """--layout is the path --device cuda takes (data=ucf101 on generated 320x240 videos); shrunk to run here."""
+    output = tmp_path / "bench.json"
+    shrink = ["data.crop_size=32", "data.short_side=36", "frames=4", "data.batch_size=4", "data.num_workers=1"]
+    views = ["test.temporal_views=2", "test.spatial_crops=1"]
+    args = ["--quick", "--parts", "train", "--layout", "--models", "slowfast", "--variants", "seed"]
+    assert main([*args, "--output", str(output), *shrink, *views]) == 0
+    report = json.loads(output.read_text())
+    (row,) = report["context"]["train"]["variants"]
+    assert row["model"] == "slowfast" and "error" not in row and row["test_videos_per_s"] > 0
+    assert "data=ucf101" in report["context"]["train"]["overrides_by_model"]["slowfast"]
+
+
+def test_the_stock_baseline_undoes_the_matmul_pointwise_convolutions():
+    from ar_experiments.models import build_model
+    from ar_experiments.models.builders import PointwiseConv3d, use_stock_conv3d
+
+    model = build_model("x3d_m", num_classes=3, frames=4, crop_size=32).eval()
+    clip = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        fast = model(clip)
+        restored = use_stock_conv3d(model)
+        stock = model(clip)
+    assert restored > 0 and not any(isinstance(m, PointwiseConv3d) for m in model.modules())
+    torch.testing.assert_close(stock, fast, rtol=1e-4, atol=1e-5)
+
+
+# --- each figure moves the right way when one side is slowed --------------------------------------
+
+
+def _sleeping(method, seconds: float, first_extra: float = 0.0):
+    def slowed(self, *args, **kwargs):
+        time.sleep(seconds + (first_extra if not getattr(slowed, "called", False) else 0.0))
+        slowed.called = True
+        return method(self, *args, **kwargs)
+
+    return slowed
+
+
+def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_baseline(tmp_path, monkeypatch):
+    from ar_experiments.bench import data_path
+    from ar_experiments.bench.videos import QUICK_SHAPE, write_videos
+
+    videos = write_videos(tmp_path / "videos", 2, QUICK_SHAPE)
+    setting = data_path.ClipSetting(112, 128)
+
+    def ratios() -> dict[str, float]:
+        timings = data_path.measure_data_path(videos, setting, QUICK_SHAPE.fps, repeats=1, clips=3)
+        return {
+            base: Measurement.ratio(timings["project"], timings[base]).value
+            for base in ("pytorchvideo", "decode_floor")
+        }
+
+    baseline = ratios()
+    with monkeypatch.context() as patch:  # workers are forked: they inherit the patched class
+        patch.setattr(data_path.ProjectClips, "__getitem__", _sleeping(data_path.ProjectClips.__getitem__, 0.5))
+        slower_project = ratios()
+    monkeypatch.setattr(data_path.DecodeFloor, "__getitem__", _sleeping(data_path.DecodeFloor.__getitem__, 0.5))
+    slower_floor = ratios()
+    assert slower_project["pytorchvideo"] < baseline["pytorchvideo"]
+    assert slower_project["decode_floor"] < baseline["decode_floor"]
+    assert slower_floor["decode_floor"] > baseline["decode_floor"]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> dict[str, list[str]]:
+    out, cache = tmp_path_factory.mktemp("bench-train"), tmp_path_factory.mktemp("bench-cache")
+    return {"x3d_m": [f"paths.output_dir={out}", f"paths.cache_dir={cache}", *TINY_SYNTHETIC]}
+
+
+def _measure(models: dict[str, list[str]]):
+    from ar_experiments.bench.training import measure_training
+    from ar_experiments.bench.training_figures import training_figures, variant_rows
+
+    results = measure_training(models, [SEED], rounds=1, steps=3, warmup=1, device=torch.device("cpu"))
+    figures = {name: measurements[0].value for name, measurements in training_figures(results, on_gpu=False).items()}
+    return figures, variant_rows(results)[0]
+
+
+@pytest.fixture(scope="module")
+def unslowed(tiny_models):
+    return _measure(tiny_models)
+
+
+def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models, unslowed, monkeypatch):
+    from ar_experiments.bench import training
+    from ar_experiments.training.module import VideoClassifier
+
+    build = training._build_module
+
+    def build_with_slow_stock(cfg, class_names, stock=False):
+        module = build(cfg, class_names, stock)
+        if stock:
+            module.net.register_forward_pre_hook(lambda *_: time.sleep(1.0))
+        return module
+
+    monkeypatch.setattr(training, "_build_module", build_with_slow_stock)
+    # every fit-loop step 1 s slower, the first (the warm-up) 3 s more, as a compile would be
+    monkeypatch.setattr(VideoClassifier, "training_step", _sleeping(VideoClassifier.training_step, 1.0, 3.0))
+    monkeypatch.setattr(VideoClassifier, "validation_step", _sleeping(VideoClassifier.validation_step, 0.5))
+    monkeypatch.setattr(VideoClassifier, "test_step", _sleeping(VideoClassifier.test_step, 0.3))
+    slowed, row = _measure(tiny_models)
+    before, before_row = unslowed
+    assert slowed["train_loop_clips_per_s"] < before["train_loop_clips_per_s"]
+    assert slowed["train_vs_model_bound"] < before["train_vs_model_bound"]
+    assert slowed["kernels_vs_stock"] > before["kernels_vs_stock"]  # the stock side slowed
+    assert slowed["val_clips_per_s"] < before["val_clips_per_s"]
+    assert slowed["test_videos_per_s"] < before["test_videos_per_s"]
+    assert slowed["test_seconds_per_run"] > before["test_seconds_per_run"]
+    assert slowed["grid_hours"] > before["grid_hours"]
+    assert row["compile_s"] > before_row["compile_s"] + 1.5
+
+
+def test_idle_fraction_rises_when_the_data_path_is_slowed(tiny_models, unslowed, monkeypatch):
+    from ar_experiments.bench.training import compose_config, fit_loop
+    from ar_experiments.data.dataset import VideoClipDataset
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", _sleeping(VideoClipDataset.__getitem__, 0.3))
+    timing = fit_loop(compose_config(tiny_models["x3d_m"]), steps=3, warmup=1, device=torch.device("cpu"))
+    assert timing.idle_seconds / timing.seconds > unslowed[0]["train_idle_fraction"] + 0.3
+
+
+class HoldMemoryPerJob(pl.Callback):
+    """Keeps 200 MiB per multirun job alive in the process: what a leak between jobs looks like."""
+
+    held: list[bytearray] = []
+
+    def on_train_start(self, trainer, pl_module):
+        HoldMemoryPerJob.held.append(bytearray(b"\x01") * (200 * 2**20))
+
+
+@pytest.mark.slow  # two tiny multiruns in fresh processes
+def test_startup_and_memory_figures_rise_with_a_slower_start_and_a_leak(tmp_path, monkeypatch):
+    from ar_experiments.bench.multirun import run_multirun
+
+    cache = [f"paths.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, "logger=csv"]
+    fresh, records = run_multirun(tmp_path / "plain", 2, cache)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text("import time\ntime.sleep(10)\n")  # a slower interpreter start
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    leak = [f"+callbacks.hold._target_={__name__}.HoldMemoryPerJob"]
+    slowed_fresh, slowed_records = run_multirun(tmp_path / "slowed", 2, [*cache, *leak])
+    # 10 s more before Python runs anything: far beyond the few seconds load moves a start-up by
+    assert slowed_fresh > fresh + 5, "startup_s counts from launching the command, interpreter start included"
+    growth = records[-1]["peak_rss_mb"] / records[0]["peak_rss_mb"]
+    slowed_growth = slowed_records[-1]["peak_rss_mb"] / slowed_records[0]["peak_rss_mb"]
+    assert slowed_growth > growth + 0.05
+
+
+@pytest.mark.slow  # the GPU session's every step, shrunk, on the CPU: a bench and two short trainings
+def test_gpu_session_leaves_every_figure_in_its_output_folder(tmp_path, monkeypatch):
+    from ar_experiments.bench import gpu_session
+
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    assert gpu_session.main(["--device", "cpu", "--quick", "--seconds", "400", "--variants", "batch16"]) == 0
+    out = tmp_path / "out"
+    assert {"environment.json", "bench.json", "bench.txt", "summary.md", "training.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["torch"] == torch.__version__ and "cudnn" in environment
+    runs = json.loads((out / "training.json").read_text())
+    fastest = gpu_session.fastest_setting(out / "bench.json", "x3d_m")
+    expected = ["seed"] if fastest[0] == "seed" else ["seed", fastest[0]]  # the seed and the fastest measured setting
+    assert [run["name"] for run in runs] == expected and runs[-1]["setting"] == (fastest[1] if len(runs) > 1 else [])
+    assert all(run["status"] == "completed" and run["test_top1"] is not None for run in runs)
+    assert all((out / "train" / name / "results.json").is_file() for name in expected)
+    assert not list(out.rglob("*.ckpt")) and not list(out.rglob("*.avi")), "checkpoints and videos stay out"

@@ -1,0 +1,72 @@
+"""A checkpoint that would run code when unpickled is refused before any of it runs."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ar_experiments.models import build_model
+from ar_experiments.models.weights import load_pretrained
+from ar_experiments.safety.safe_load import UnsafeCheckpointError, explain_unsafe_checkpoint, load_checkpoint
+from ar_experiments.training.module import VideoClassifier
+
+
+class WritesMarker:
+    """Unpickling this calls open(marker, "w"): the file appears only if the pickle's code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def booby_trapped(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "X3D_M.pyth"
+    torch.save({"model_state": {"blocks.0.conv.weight": torch.zeros(1)}, "extra": WritesMarker(marker)}, path)
+    return path, marker
+
+
+def assert_refused(error: UnsafeCheckpointError, path, marker):
+    message = str(error)
+    assert f"refusing to load {path}" in message
+    assert "io.open" in message  # what the file needed
+    assert "state_dict" in message and "weights_only=False" in message  # how to convert a trusted file
+    assert not marker.exists()
+
+
+def test_refused_even_when_the_environment_asks_torch_for_full_unpickling(booby_trapped, monkeypatch):
+    path, marker = booby_trapped
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(UnsafeCheckpointError) as caught:
+        load_checkpoint(path)
+    assert_refused(caught.value, path, marker)
+
+
+def test_pretrained_weights_are_loaded_safely(booby_trapped):
+    path, marker = booby_trapped
+    with pytest.raises(UnsafeCheckpointError) as caught:
+        load_pretrained(build_model("x3d_m", num_classes=3, frames=4, crop_size=32), path)
+    assert_refused(caught.value, path, marker)
+
+
+def test_lightning_checkpoints_are_loaded_safely(booby_trapped, tmp_path):
+    path, marker = booby_trapped
+    checkpoint = tmp_path / "last.ckpt"
+    checkpoint.write_bytes(path.read_bytes())
+    module = VideoClassifier(
+        model={"name": "x3d_m", "frames": 4, "crop_size": 32},
+        class_names=["a", "b"],
+        optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+    )
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    never_read = [{"video": torch.zeros(1, 3, 4, 32, 32), "label": torch.zeros(1, dtype=torch.long)}]
+    with pytest.raises(UnsafeCheckpointError) as caught, explain_unsafe_checkpoint(checkpoint):
+        trainer.test(module, dataloaders=never_read, ckpt_path=checkpoint, weights_only=True)
+    assert_refused(caught.value, checkpoint, marker)
+
+
+def test_a_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+        load_checkpoint(tmp_path / "nothing.ckpt")

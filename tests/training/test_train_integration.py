@@ -1,0 +1,83 @@
+"""Real runs through the command line, shrunk to a few batches."""
+
+import json
+import subprocess
+
+from tests import conftest
+from tests.conftest import tiny_overrides
+
+
+def run_train(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return conftest.run_train(args, wandb_mode="offline", timeout=timeout)  # these tests read the W&B runs
+
+
+def test_help_and_cfg_job_work():
+    help_text = run_train(["--help"])
+    assert help_text.returncode == 0 and "model: slowfast, x3d_l, x3d_m" in help_text.stdout
+    job = run_train(["--cfg", "job", "--resolve", "model=slowfast", "frames=16"])
+    assert job.returncode == 0
+    assert "name: slowfast" in job.stdout and "frames: 16" in job.stdout and "stride: 4" in job.stdout
+
+
+def test_two_job_multirun_writes_results_and_separate_wandb_runs(tiny_dataset, cache_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        ["-m", "model=x3d_m,slowfast", "frames=6", f"hydra.sweep.dir={sweep}", *tiny_overrides(cache_dir)]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "results.json").exists())
+    assert [p.name for p in jobs] == ["0-x3d_m-6f-split1", "1-slowfast-6f-split1"]
+    run_ids = set()
+    for job, model in zip(jobs, ["x3d_m", "slowfast"]):
+        results = json.loads((job / "results.json").read_text())
+        assert results["status"] == "completed"
+        assert results["model"] == model and results["frames"] == 6 and results["split"] == 1
+        for key in ("best_val_acc", "test_top1", "test_top5", "test_top1_multiview", "test_mean_class_acc"):
+            assert 0.0 <= results[key] <= 1.0, key
+        assert results["params"] > 1_000_000 and results["train_clips_per_s"] > 0
+        assert results["startup_s"] > 0 and results["peak_rss_mb"] > 0
+        offline_runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(offline_runs) == 1, "each job must have exactly one W&B run of its own"
+        run_ids.add(offline_runs[0].name.rsplit("-", 1)[-1])
+        assert (job / "csv" / "metrics.csv").is_file()
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+    assert len(run_ids) == 2
+
+
+def test_wandb_run_is_named_grouped_and_tagged(tiny_dataset, cache_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        ["-m", "model=x3d_m", "frames=6", "split=2", f"hydra.sweep.dir={sweep}", *tiny_overrides(cache_dir)]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = next(sweep.glob("0-*"))
+    # the offline run file stores its protobuf records' strings verbatim
+    records = next((job / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+    for expected in ("x3d_m-6f-split2", str(sweep), "split2", "6f", "x3d_m"):
+        assert expected.encode() in records, expected
+    # the provenance results.json records is in the W&B config too
+    provenance = json.loads((job / "results.json").read_text())
+    for expected in ("git_commit", provenance["git_commit"], "pytorch-lightning", provenance["versions"]["torch"]):
+        assert expected.encode() in records, expected
+
+
+def test_bad_override_fails_fast_with_the_valid_choices():
+    result = run_train(["model=resnet50"])
+    assert result.returncode != 0
+    assert "model" in result.stderr and "x3d_m" in result.stderr
+
+
+def test_debug_overfit_trains_the_same_batch_with_the_same_clips_every_epoch(tiny_dataset, cache_dir, tmp_path):
+    from tests.training.test_exact_resume import train_batches
+
+    record = [
+        "+callbacks.record._target_=tests.recording.RecordTrainingBatches",
+        f"+callbacks.record.folder={tmp_path / 'batches'}",
+    ]
+    shrunk = [o for o in tiny_overrides(cache_dir) if not o.startswith("trainer.")]
+    args = [*shrunk, "debug=overfit", "trainer.max_epochs=3", "model=x3d_xs", "frames=4", "logger=csv", *record]
+    result = run_train([*args, "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = train_batches(tmp_path / "batches")
+    assert sorted(epochs) == [0, 1, 2] and len(epochs[0][0]) == 8
+    assert epochs[0][0] == epochs[1][0] == epochs[2][0]
