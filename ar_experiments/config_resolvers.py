@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .parallel import threads_per_job
+from .parallel import progress_bar, threads_per_job
 
 
 def project_root() -> str:
@@ -37,6 +37,7 @@ RESOLVERS = {
     "ar.stride": stride_for,
     "ar.threads_per_job": threads_per_job,
     "ar.loader_workers": loader_workers,
+    "ar.progress_bar": progress_bar,
 }
 
 

@@ -86,6 +86,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
     from . import distributed
     from .config_checks import ConfigError, check_config
+    from .gpu_placement import planned_device
     from .interruption import GracefulStop, as_interruption
     from .redaction import redact_secrets
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
@@ -108,6 +109,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         return float(best) if best is not None else float("nan")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
+    record["device"] = planned_device(cfg)  # the GPU(s) placed on, for a failed run; a fit records its own
     # a DDP rank started by train() leaves the second Ctrl-C to its launching process
     stop = GracefulStop(run_dir / LAST_CHECKPOINT, second_ctrl_c_stops_at_once=not distributed.STARTED_RANK).install()
     state: dict[str, Any] = {"started": started}  # what the fit built, for the record even when it fails
@@ -227,13 +229,10 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
 
 
 def _device_name(trainer) -> str:
-    """What the run trained on: "cpu", or the GPU's name (with the count when there are several)."""
-    import torch
+    """What the run trained on: "cpu", "cuda:3 (NVIDIA H200)", "cuda:0,1 (2 x NVIDIA H200)" (gpu_placement.py)."""
+    from .gpu_placement import trainer_device
 
-    if trainer.strategy.root_device.type != "cuda":
-        return trainer.strategy.root_device.type
-    name = torch.cuda.get_device_name(trainer.strategy.root_device)
-    return f"{trainer.world_size} x {name}" if trainer.world_size > 1 else name
+    return trainer_device(trainer)
 
 
 def _run_name(cfg: DictConfig) -> str | None:
@@ -275,9 +274,12 @@ def _finish_wandb() -> None:
 def main(cfg: DictConfig) -> float:
     from .config_checks import ConfigError
     from .data.splits import DatasetIndexError
+    from .gpu_placement import claim_gpus
+    from .sweep_progress import update_job_status
 
     try:
-        return train(cfg)
+        with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
+            return train(cfg)
     except (ConfigError, DatasetIndexError) as err:
         if _sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise

@@ -1,0 +1,376 @@
+"""GPU placement of a multirun's jobs: each job claims a GPU slot of its own before CUDA starts.
+
+With `trainer=gpu` (or `trainer=ddp`) under a local launcher (basic, joblib), a
+job claims `jobs_per_gpu`-th shares ("slots") of the visible GPUs through lock
+files in the sweep folder (`<sweep>/.gpu_slots/`):
+
+- the GPUs are those CUDA_VISIBLE_DEVICES allows, else all of the machine's;
+- a one-GPU job takes one slot, on the GPU with the most free slots (so jobs
+  spread over the GPUs before they pack), preferring the GPU its process used
+  for an earlier job; a DDP job takes every slot of as many GPUs as it asks
+  for (`trainer.devices`: a number, or `auto` for all), all at once or none;
+- a job that finds no free slot waits for one (and says so in its status);
+- a slot is an `fcntl.flock` on a file: the job releases it when it ends, and
+  the kernel releases it when the process dies, so a failed or killed job frees
+  its GPU for the next.
+
+The job is then told its devices as `trainer.devices=[i]`, `i` being the GPU's
+index among those this process sees (CUDA's numbering under the inherited
+CUDA_VISIBLE_DEVICES). Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
+workers are reused from job to job, and once CUDA has started in a process its
+visible devices are fixed, so the second job of a worker could not move to
+another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the process's
+current device before anything is put on the GPU, so a job creates a CUDA
+context on its own GPU only (a reused worker that moves to another GPU keeps
+the earlier context, a few hundred MB, which the preference for its previous
+GPU makes rare).
+
+Left alone: single runs, SLURM and submitit jobs (submitit gives each task its
+GPUs), ranks started by torchrun, a `trainer.devices` that is already a list,
+and `sweep.gpu_placement=false`.
+
+This module imports no torch at load time, so the placement logic is testable
+with a simulated list of GPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SLOTS_FOLDER = ".gpu_slots"
+MUTEX_FILE = "placement.lock"
+POLL_S = 1.0
+
+_PREVIOUS_GPU: int | None = None
+"""The visible index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
+
+
+def parse_visible_devices(value: str | None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES as CUDA reads it: None when unset (every GPU), else its entries up to the first
+    invalid one ("" or "-1" hides every GPU). Entries are indices or GPU-/MIG- UUIDs."""
+    if value is None:
+        return None
+    entries = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        if re.fullmatch(r"\d+", entry) or re.match(r"(GPU|MIG)-", entry):
+            entries.append(entry)
+        else:
+            break  # CUDA ignores an invalid entry and everything after it
+    return entries
+
+
+def machine_gpu_count() -> int:
+    """GPUs of this machine without importing torch or starting CUDA: /dev/nvidiaN device nodes."""
+    nodes = [path for path in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", path.name)]
+    if nodes:
+        return len(nodes)
+    proc = Path("/proc/driver/nvidia/gpus")
+    return len(list(proc.iterdir())) if proc.is_dir() else 0
+
+
+def visible_gpus(env: dict[str, str] | None = None, count: int | Callable[[], int] | None = None) -> list[str]:
+    """Labels of the GPUs a job may use, in CUDA's order: the CUDA_VISIBLE_DEVICES entries, else "0".."n-1".
+
+    `count`: how many GPUs CUDA sees (torch.cuda.device_count() in a job; a number in tests);
+    the list is cut to it, as CUDA drops entries that name no GPU.
+    """
+    env = os.environ if env is None else env
+    entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
+    seen = count() if callable(count) else count
+    if entries is None:
+        return [str(index) for index in range(seen if seen is not None else machine_gpu_count())]
+    return entries if seen is None else entries[:seen]
+
+
+def _slot_name(label: str, slot: int) -> str:
+    return f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.slot{slot}.lock"
+
+
+@dataclass
+class Claim:
+    """GPUs held by one job: `indices` into the visible list, the slot locks that hold them."""
+
+    indices: list[int]
+    labels: list[str]
+    handles: list[Any] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        for handle in self.handles:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        self.handles = []
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class SlotPool:
+    """`jobs_per_gpu` slots per visible GPU, shared by every process through lock files in `folder`."""
+
+    def __init__(self, folder: Path, gpus: list[str], jobs_per_gpu: int = 1):
+        if jobs_per_gpu < 1:
+            raise ValueError(f"jobs_per_gpu={jobs_per_gpu}: it must be 1 or more")
+        self.folder = Path(folder)
+        self.gpus = list(gpus)
+        self.jobs_per_gpu = int(jobs_per_gpu)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def slots(self) -> int:
+        return len(self.gpus) * self.jobs_per_gpu
+
+    def _try_lock(self, gpu: int, slot: int):
+        handle = open(self.folder / _slot_name(self.gpus[gpu], slot), "a+")  # noqa: SIM115 - held while the job runs
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            handle.close()
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        return handle
+
+    @contextlib.contextmanager
+    def _mutex(self) -> Iterator[None]:
+        """One process at a time looks at and takes slots, so a decision sees the others' claims."""
+        with open(self.folder / MUTEX_FILE, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def try_claim(self, gpus_needed: int = 1, whole: bool = False, prefer: int | None = None) -> Claim | None:
+        """Take slots now, or None: one slot of one GPU, or (`whole`, DDP) every slot of `gpus_needed` GPUs."""
+        if gpus_needed < 1 or gpus_needed > len(self.gpus):
+            raise ValueError(f"a job asks for {gpus_needed} GPU(s); {len(self.gpus)} are visible ({self.gpus})")
+        with self._mutex():
+            free: dict[int, list[Any]] = {}  # gpu -> handles of its free slots (held while deciding)
+            for gpu in range(len(self.gpus)):
+                free[gpu] = [h for slot in range(self.jobs_per_gpu) if (h := self._try_lock(gpu, slot)) is not None]
+            if whole:
+                chosen = [gpu for gpu in free if len(free[gpu]) == self.jobs_per_gpu][:gpus_needed]
+                if len(chosen) < gpus_needed:
+                    chosen = []
+                keep = {gpu: free[gpu] for gpu in chosen}
+            else:
+                candidates = [gpu for gpu in free if free[gpu]]
+                if prefer is not None and prefer in candidates:
+                    chosen = [prefer]
+                else:  # the emptiest GPU first: jobs spread before they pack
+                    chosen = sorted(candidates, key=lambda gpu: (-len(free[gpu]), gpu))[:1]
+                keep = {gpu: free[gpu][:1] for gpu in chosen}
+            for gpu, handles in free.items():
+                for handle in handles:
+                    if handle not in keep.get(gpu, []):
+                        fcntl.flock(handle, fcntl.LOCK_UN)
+                        handle.close()
+        if not chosen:
+            return None
+        return Claim(chosen, [self.gpus[gpu] for gpu in chosen], [h for gpu in chosen for h in keep[gpu]])
+
+    def claim(
+        self,
+        gpus_needed: int = 1,
+        whole: bool = False,
+        prefer: int | None = None,
+        poll_s: float = POLL_S,
+        on_wait: Callable[[], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> Claim:
+        """Wait until the slots are free and take them (`on_wait` is called once, when the job has to wait)."""
+        waited_since = None
+        while True:
+            claim = self.try_claim(gpus_needed, whole, prefer)
+            if claim is not None:
+                return claim
+            if waited_since is None:
+                waited_since = time.monotonic()
+                if on_wait is not None:
+                    on_wait()
+            if timeout_s is not None and time.monotonic() - waited_since > timeout_s:
+                raise TimeoutError(f"no free GPU slot for {timeout_s:.0f} s")
+            time.sleep(poll_s)
+
+
+# --- the job's side ---------------------------------------------------------------------------
+
+
+def _hydra_launcher() -> tuple[bool, Any]:
+    """(whether this job is part of a multirun, the launcher's config)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False, None
+    hydra = HydraConfig.get()
+    return hydra.mode.name == "MULTIRUN", hydra.launcher
+
+
+def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
+    """Why this job is not placed (None: it is). Cheap: reads the config and the environment only."""
+    env = os.environ if env is None else env
+    sweep = cfg.get("sweep") or {}
+    if not sweep.get("gpu_placement", True):
+        return "sweep.gpu_placement=false"
+    trainer = cfg.get("trainer") or {}
+    if str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
+        return "not a GPU run"
+    devices = trainer.get("devices", "auto")
+    if not (isinstance(devices, int) or str(devices) == "auto" or re.fullmatch(r"\d+", str(devices))):
+        return f"trainer.devices={devices} names its GPUs"
+    if "LOCAL_RANK" in env or "SLURM_JOB_ID" in env or "SUBMITIT_EXECUTOR" in env:
+        return "its GPUs are given by SLURM, submitit or torchrun"
+    multirun, launcher = _hydra_launcher()
+    if not multirun:
+        return "a single run"
+    if launcher is not None and "submitit" in str(launcher.get("_target_", "")):
+        return "submitit gives each task its GPUs"
+    return None
+
+
+def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
+    """(GPUs the job asks for, whether it takes them whole): DDP jobs take whole GPUs."""
+    devices = cfg.trainer.get("devices", "auto")
+    count = visible if str(devices) == "auto" else int(devices)
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    return count, count > 1 or "ddp" in strategy
+
+
+def _completed_before(cfg: Any) -> bool:
+    """A job whose folder holds a completed run is skipped by train(): it needs no GPU."""
+    import json
+
+    path = Path(str(cfg.paths.output_dir)) / "results.json"
+    try:
+        return json.loads(path.read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def sweep_folder() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(str(HydraConfig.get().sweep.dir))
+
+
+def _jobs_at_once() -> int | None:
+    from .parallel import parallel_jobs
+
+    _, launcher = _hydra_launcher()
+    n_jobs = launcher.get("n_jobs") if launcher is not None else None
+    return None if n_jobs is None else parallel_jobs(int(n_jobs), os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[Claim | None]:
+    """Around one job of a multirun: hold its GPU slot(s) and point `cfg.trainer.devices` at them."""
+    global _PREVIOUS_GPU
+    reason = placement_wanted(cfg)
+    if reason is not None or _completed_before(cfg):
+        yield None
+        return
+    import torch
+
+    gpus = visible_gpus(count=torch.cuda.device_count)  # counts without creating a CUDA context
+    if not gpus:
+        log.warning("trainer.accelerator=%s but no GPU is visible; the job is not placed", cfg.trainer.accelerator)
+        yield None
+        return
+    jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
+    pool = SlotPool(sweep_folder() / SLOTS_FOLDER, gpus, jobs_per_gpu)
+    needed, whole = _gpus_needed(cfg, len(gpus))
+    at_once = _jobs_at_once()
+    if at_once is not None and at_once < pool.slots and not whole:
+        log.warning(
+            "%d jobs run at once but there are %d GPU slots (%d GPU(s) x jobs_per_gpu=%d): "
+            "set hydra.launcher.n_jobs=%d to use them all",
+            at_once, pool.slots, len(gpus), jobs_per_gpu, pool.slots,
+        )  # fmt: skip
+
+    def waiting() -> None:
+        log.info("waiting for a free GPU slot (%d slots on %d GPU(s), all taken)", pool.slots, len(gpus))
+        if status is not None:
+            status(state="waiting for a GPU")
+
+    claim = pool.claim(needed, whole=whole, prefer=None if whole else _PREVIOUS_GPU, on_wait=waiting)
+    try:
+        cfg.trainer.devices = list(claim.indices)
+        if not whole:
+            _PREVIOUS_GPU = claim.indices[0]
+        text = ", ".join(
+            f"cuda:{index} (CUDA_VISIBLE_DEVICES entry {label})" for index, label in zip(claim.indices, claim.labels)
+        )
+        log.info("GPU placement: this job runs on %s (jobs_per_gpu=%d)", text, jobs_per_gpu)
+        if status is not None:
+            status(state="running", device=", ".join(f"cuda:{index}" for index in claim.indices))
+        yield claim
+    finally:
+        claim.release()
+
+
+# --- what results.json says -------------------------------------------------------------------
+
+
+def describe_device(
+    kind: str, indices: list[int] | None = None, names: list[str] | None = None, world_size: int = 1
+) -> str:
+    """`cpu`, `cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes)."""
+    if kind != "cuda" or not indices:
+        return kind
+    names = names or []
+    distinct = sorted(set(names))
+    model = distinct[0] if len(distinct) == 1 else " + ".join(names)
+    devices = f"cuda:{','.join(str(index) for index in indices)}"
+    if len(indices) == 1 and world_size <= 1:
+        return f"{devices} ({model})"
+    across = f" on {world_size} processes" if world_size > len(indices) else ""
+    return f"{devices} ({len(indices)} x {model}{across})"
+
+
+def trainer_device(trainer: Any) -> str:
+    """What a Lightning trainer ran on, as results.json records it."""
+    import torch
+
+    root = trainer.strategy.root_device
+    if root.type != "cuda":
+        return root.type
+    devices = getattr(trainer.strategy, "parallel_devices", None) or [root]
+    indices = [device.index if device.index is not None else torch.cuda.current_device() for device in devices]
+    names = [torch.cuda.get_device_name(index) for index in indices]
+    return describe_device("cuda", indices, names, world_size=trainer.world_size)
+
+
+def planned_device(cfg: Any) -> str | None:
+    """The device of a job before it trains (for the results.json of a run that fails): "cpu", its GPUs, or None."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator == "cpu":
+        return "cpu"
+    devices = trainer.get("devices")
+    if accelerator not in ("gpu", "cuda") or not hasattr(devices, "__len__") or isinstance(devices, str):
+        return None
+    try:
+        import torch
+
+        names = [torch.cuda.get_device_name(int(index)) for index in devices]
+    except Exception:  # noqa: BLE001 - the names are a courtesy; no GPU here, or CUDA failed
+        names = []
+    indices = [int(index) for index in devices]
+    return describe_device("cuda", indices, names) if names else f"cuda:{','.join(map(str, indices))}"
