@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 PROGRESS_FILE = "progress.json"
 JOBS_FOLDER = Path(".progress") / "jobs"
 STATUS_ENV = "AR_SWEEP_JOB_STATUS"
+INTERVAL_ENV = "AR_SWEEP_PROGRESS_INTERVAL"
 RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
 FINISHED = (COMPLETED, FAILED, SKIPPED)
 
@@ -125,7 +126,7 @@ class JobStatusCallback(Callback):
         results_path = job_dir / "results.json"
         results = _read_json(results_path) or {}
         fields: dict[str, Any] = {"ended_at": time.time()}
-        fields["seconds"] = fields["ended_at"] - status.get("started_at", fields["ended_at"])
+        fields["seconds"] = round(fields["ended_at"] - status.get("started_at", fields["ended_at"]), 1)
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # .return_value would re-raise it
             fields.update(state=FAILED, error=f"{type(error).__name__}: {error}")
@@ -180,7 +181,7 @@ def finished_line(job: dict[str, Any], done: int, total: int | None, failed: int
     parts = [f"[{done}/{total if total is not None else '?'}] {name} {what}"]
     if failed:
         parts.append(f"{failed} failed")
-    if left is not None and (total is None or done < total):
+    if left is not None and left >= 1 and (total is None or done < total):
         parts.append(f"about {duration_text(left)} left")
     return "; ".join(parts)
 
@@ -342,8 +343,11 @@ class SweepMonitor:
 
 
 @contextlib.contextmanager
-def watch_sweep(config: Any, total: int | None = None, interval: float = 2.0) -> Iterator[SweepMonitor]:
-    """Around a sweeper's sweep(): the monitor runs while the jobs do; progress.json stays afterwards."""
+def watch_sweep(config: Any, total: int | None = None, interval: float | None = None) -> Iterator[SweepMonitor]:
+    """Around a sweeper's sweep(): the monitor runs while the jobs do; progress.json stays afterwards.
+
+    It looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL, default 2)."""
+    interval = interval if interval is not None else float(os.environ.get(INTERVAL_ENV, 2.0))
     monitor = SweepMonitor(str(config.hydra.sweep.dir), total=total, interval=interval).start()
     status = None
     try:
@@ -368,7 +372,7 @@ def progress_text(progress: dict[str, Any]) -> str:
         + f", {progress.get('failed', 0)} failed), {progress.get('running', 0)} running, "
         f"{progress.get('pending', 0)} not started"
         + (f"; about {duration_text(left)} left" if left is not None else "")
-        + f" (as of {progress.get('updated_at')})"
+        + (f" (as of {progress['updated_at']})" if progress.get("updated_at") else "")
     )
     lines = [head]
     for job in progress.get("running_jobs", []):
