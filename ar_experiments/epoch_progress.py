@@ -23,6 +23,12 @@ class EpochProgress(pl.Callback):
         if self.path and trainer.is_global_zero:
             update_job_status(self.path, **fields)
 
+    def on_train_start(self, trainer, pl_module):
+        if self.path and trainer.is_global_zero:
+            from .gpu_placement import trainer_device
+
+            update_job_status(self.path, device=trainer_device(trainer))  # also where nothing placed the job
+
     def on_train_epoch_start(self, trainer, pl_module):
         # epochs counted from 1: "epoch 3/20" is the third of twenty, under way
         self._update(trainer, stage="train", epoch=trainer.current_epoch + 1, max_epochs=trainer.max_epochs)
