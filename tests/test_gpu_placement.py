@@ -203,3 +203,12 @@ def test_results_json_device_text():
     assert describe_device("cuda", [3], ["NVIDIA H200"]) == "cuda:3 (NVIDIA H200)"
     assert describe_device("cuda", [0, 1], ["NVIDIA H200"] * 2, world_size=2) == "cuda:0,1 (2 x NVIDIA H200)"
     assert describe_device("cuda", [0, 1], ["A"] * 2, world_size=4) == "cuda:0,1 (2 x A on 4 processes)"
+
+
+def test_packing_bench_runs_the_grid_one_at_a_time_then_k_per_gpu(capsys):
+    from ar_experiments.bench.grid_packing import main
+
+    assert main(["--dry-run", "--gpus", "2", "--jobs-per-gpu", "3", "--overrides", "trainer.max_epochs=5"]) == 0
+    one, packed = capsys.readouterr().out.splitlines()
+    assert "experiment=grid trainer=gpu" in one and "hydra/launcher=basic" in one and one.endswith("max_epochs=5")
+    assert "hydra/launcher=joblib hydra.launcher.n_jobs=6 jobs_per_gpu=3" in packed

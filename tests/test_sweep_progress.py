@@ -104,7 +104,9 @@ def test_monitor_reads_the_job_files_into_lines_and_progress_json(tmp_path):
     assert "running: 0-job on cuda:0, epoch 3/20" in text and "failed: 2-job: ValueError: bad" in text
 
 
-def test_report_progress_prints_progress_json(tmp_path):
+def test_report_progress_prints_progress_json(tmp_path, capsys):
+    from ar_experiments.report import main
+
     progress = {
         "sweep": str(tmp_path),
         "status": "running",
@@ -119,16 +121,12 @@ def test_report_progress_prints_progress_json(tmp_path):
         "running_jobs": [],
     }
     atomic_write_json(tmp_path / "progress.json", progress)
-    result = subprocess.run(
-        [sys.executable, "-m", "ar_experiments.report", "--progress", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["--progress", str(tmp_path)]) == 0
     expected = "running, 1 of 3 jobs done (1 completed, 0 failed), 2 running, 0 not started; about 60 s left"
-    assert f"{expected} (as of 2026-12-05T14:00:00+00:00)" in result.stdout
+    assert f"{expected} (as of 2026-12-05T14:00:00+00:00)" in capsys.readouterr().out
     assert not (tmp_path / "report.md").exists()
+    with pytest.raises(SystemExit):  # a sweep not started yet: a one-line error
+        main(["--progress", str(tmp_path / "missing")])
 
 
 # --- a real 6-job sweep, two at a time, then resumed into its folder --------------------------------
