@@ -231,12 +231,16 @@ class SweepMonitor:
             except Exception as err:  # noqa: BLE001 - progress never stops a sweep
                 log.warning("sweep progress: %s: %s", type(err).__name__, err)
 
-    def stop(self, status: str | None = None) -> dict[str, Any]:
+    def stop(self, status: str | None = None) -> dict[str, Any] | None:
+        """The last look: lines for the jobs that ended since, and the final progress.json."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        progress = self.poll(final=True, status=status)
-        return progress
+        try:
+            return self.poll(final=True, status=status)
+        except Exception as err:  # noqa: BLE001 - called while a sweep's own error may be on its way out
+            log.warning("sweep progress: %s: %s", type(err).__name__, err)
+            return None
 
     def set_total(self, total: int) -> None:
         self.total = total
@@ -255,7 +259,7 @@ class SweepMonitor:
             running = [job for job in jobs if job.get("state") not in FINISHED]
             training = [job for job in running if job.get("state") != "waiting for a GPU"]
             self.most_at_once = max(self.most_at_once, len(training))
-            total = self.total if self.total is not None else None
+            total = self.total
             pending = max(0, (total or 0) - len(jobs))
             elapsed = [now - job.get("started_at", now) for job in training]
             at_once = max(1, self.most_at_once)
