@@ -356,7 +356,7 @@ def watch_sweep(config: Any, total: int | None = None, interval: float | None = 
     status = None
     try:
         yield monitor
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGINT/SIGTERM to a job (interruption.RunInterrupted)
         status = "interrupted"
         raise
     finally:
