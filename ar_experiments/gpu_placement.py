@@ -233,7 +233,7 @@ def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
     if str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
         return "not a GPU run"
     devices = trainer.get("devices", "auto")
-    if not (isinstance(devices, int) or str(devices) == "auto" or re.fullmatch(r"\d+", str(devices))):
+    if not re.fullmatch(r"auto|-1|\d+", str(devices).strip()):  # a number of GPUs, or all of them
         return f"trainer.devices={devices} names its GPUs"
     if "LOCAL_RANK" in env or "SLURM_JOB_ID" in env or "SUBMITIT_EXECUTOR" in env:
         return "its GPUs are given by SLURM, submitit or torchrun"
@@ -248,7 +248,7 @@ def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
 def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
     """(GPUs the job asks for, whether it takes them whole): DDP jobs take whole GPUs."""
     devices = cfg.trainer.get("devices", "auto")
-    count = visible if str(devices) == "auto" else int(devices)
+    count = visible if str(devices).strip() in ("auto", "-1") else int(devices)
     strategy = str(cfg.trainer.get("strategy", "auto"))
     return count, count > 1 or "ddp" in strategy
 

@@ -168,10 +168,13 @@ def test_ddp_job_takes_the_gpus_it_asks_for(in_a_multirun, compose_config, tmp_p
     in_a_multirun(count=4)
     ddp = gpu_job(compose_config, tmp_path, "ddp", "trainer=ddp", "trainer.devices=2")
     everything = gpu_job(compose_config, tmp_path, "all", "trainer=ddp")  # devices: auto
+    also_all = gpu_job(compose_config, tmp_path, "minus1", "trainer=ddp", "trainer.devices=-1")
     with claim_gpus(ddp):
         assert list(ddp.trainer.devices) == [0, 1]
     with claim_gpus(everything):
         assert list(everything.trainer.devices) == [0, 1, 2, 3]
+    with claim_gpus(also_all):
+        assert list(also_all.trainer.devices) == [0, 1, 2, 3]
 
 
 def test_which_jobs_are_placed(in_a_multirun, compose_config, tmp_path, monkeypatch):
