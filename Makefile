@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install sweep test test-fast hpo report explore bench gpu-wheels bench-gpu lint clean
+.PHONY: install sweep test test-fast hpo report explore bench bench-packing gpu-wheels bench-gpu lint clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ explore: $(STAMP)  ## split statistics and frame strips of the default data
 
 bench: $(STAMP)  ## throughput and overhead measurements, written to bench.json
 	$(PY) -m ar_experiments.bench
+
+bench-packing: $(STAMP)  ## (GPU machine) the grid one job at a time vs packed on the GPUs, into $$OUT or bench-results/packing/
+	$(PY) -m ar_experiments.bench.grid_packing $(if $(JOBS_PER_GPU),--jobs-per-gpu $(JOBS_PER_GPU))
 
 # What a GPU machine with Python 3.12, torch 2.11, Lightning, torchmetrics and numpy/pandas/scipy/matplotlib
 # lacks to run the bench and training; versions as in this project's .venv, except torchvision, which must

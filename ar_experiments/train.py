@@ -43,10 +43,13 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 def main(cfg: DictConfig) -> float:
     from .config.checks import ConfigError
     from .data.splits import DatasetIndexError
+    from .sweeps.gpu_placement import claim_gpus
+    from .sweeps.job_status import update_job_status
     from .training.run import sweep_dir
 
     try:
-        return train(cfg)
+        with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
+            return train(cfg)
     except (ConfigError, DatasetIndexError) as err:
         if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise

@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "evaluation": {"data", "safety"},
     "config": {"data", "models", "sweeps"},
     "training": {"config", "data", "models", "evaluation", "sweeps", "safety"},
-    "report": {"safety"},
+    "report": {"safety", "sweeps"},  # sweeps: the names of the progress files it reads
 }
 COMMANDS = {"train", "predict", "explore", "summary", "check_data", "bench"}
 MAX_LINES = 300

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..sweeps.cpu_share import threads_per_job
+from ..sweeps.cpu_share import progress_bar, threads_per_job
 
 REPO_DIR = Path(__file__).resolve().parents[2]  # a checkout of the project: conf/ beside ar_experiments/
 CONF_DIR = REPO_DIR / "conf"
@@ -39,6 +39,7 @@ RESOLVERS = {
     "ar.stride": stride_for,
     "ar.threads_per_job": threads_per_job,
     "ar.loader_workers": loader_workers,
+    "ar.progress_bar": progress_bar,
 }
 
 

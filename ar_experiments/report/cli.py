@@ -2,6 +2,7 @@
 
     python -m ar_experiments.report multirun/2025-01-31/12-00-00
     python -m ar_experiments.report --latest     # the newest multirun/<date>/<time> under the current folder
+    python -m ar_experiments.report --progress multirun/2025-01-31/12-00-00   # how far a (running) sweep has got
 
 Works on a sweep that is still running or partly failed: runs without results.json, or whose status is
 not completed, are listed with their error and left out of the statistics.
@@ -36,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         help="bootstrap resamples of paired differences (at least 1000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    parser.add_argument("--progress", action="store_true", help="print the sweep's progress.json and write nothing")
     args = parser.parse_args(argv)
+    if args.progress:
+        from .progress import print_progress
+
+        return print_progress(args.sweep, parser)
     if args.resamples < MIN_RESAMPLES:
         parser.error(f"--resamples {args.resamples} is too few for a 95% interval; use at least {MIN_RESAMPLES}")
     try:

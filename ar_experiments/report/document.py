@@ -50,7 +50,7 @@ class SweepReport:
             ("status", lambda job: job.status),
         ]
         for header, key, fmt in RESULT_COLUMNS:
-            if key == "gflops" and all(job.get(key) is None for job in jobs):
+            if key in ("gflops", "device") and all(job.get(key) is None for job in jobs):
                 continue
             columns.append((header, lambda job, key=key, fmt=fmt: fmt(job.get(key))))
             if key == HEADLINE and self.estimates:

@@ -57,6 +57,7 @@ RESULT_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("clips/s", "train_clips_per_s", number(1)),
     ("params", "params", millions),
     ("GFLOPs", "gflops", significant),
+    ("device", "device", lambda value: "" if value is None else str(value)),
 ]
 
 

@@ -36,6 +36,17 @@ def threads_per_job() -> int | None:
     return max(1, cores // parallel_jobs(int(n_jobs), cores))
 
 
+def progress_bar() -> bool:
+    """Lightning's per-job progress bar: on, unless several jobs of a joblib launcher share the console
+    (their bars would interleave; the sweep's own lines, progress.py, say how far it has got)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return True
+    n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    return n_jobs is None or parallel_jobs(int(n_jobs), os.cpu_count() or 1) == 1
+
+
 def limit_threads(cfg: DictConfig) -> None:
     """Apply `threads_per_job`: PyTorch's CPU threads, and at most as many data loader workers."""
     threads = cfg.get("threads_per_job")

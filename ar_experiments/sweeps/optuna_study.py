@@ -63,8 +63,14 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
         return super()._configure_trials(trials, search_space_distributions, fixed_params)
 
     def sweep(self, arguments: list[str]) -> None:
+        from .progress import watch_sweep
+
         if self.storage is not None:
             self._continue_stored_study()
+        with watch_sweep(self.config, total=self.n_trials):  # progress lines and <sweep>/progress.json
+            self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> None:
         try:
             super().sweep(arguments)
         except Exception as err:

@@ -44,6 +44,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
     started = time.perf_counter() if started is None else started
     from ..config.checks import ConfigError, check_config
     from ..safety.redaction import redact_secrets
+    from ..sweeps.gpu_placement import planned_device
     from . import ranks
     from .interruption import GracefulStop, as_interruption
     from .ranks import is_global_zero
@@ -67,6 +68,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
         return float(best) if best is not None else float("nan")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {**base_record(cfg), "overrides": overrides, "resumed_from": plan.checkpoint}
+    record["device"] = planned_device(cfg)  # the GPU(s) placed on, for a failed run; a fit records its own
     # a DDP rank started by train() leaves the second Ctrl-C to its launching process
     stop = GracefulStop(run_dir / LAST_CHECKPOINT, second_ctrl_c_stops_at_once=not ranks.STARTED_RANK).install()
     state: dict[str, Any] = {"started": started}  # what the fit built, for the record even when it fails
@@ -186,13 +188,10 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
 
 
 def _device_name(trainer) -> str:
-    """What the run trained on: "cpu", or the GPU's name (with the count when there are several)."""
-    import torch
+    """What the run trained on: "cpu", "cuda:3 (NVIDIA H200)", "cuda:0,1 (2 x NVIDIA H200)" (sweeps/)."""
+    from ..sweeps.gpu_placement import trainer_device
 
-    if trainer.strategy.root_device.type != "cuda":
-        return trainer.strategy.root_device.type
-    name = torch.cuda.get_device_name(trainer.strategy.root_device)
-    return f"{trainer.world_size} x {name}" if trainer.world_size > 1 else name
+    return trainer_device(trainer)
 
 
 def _run_name(cfg: DictConfig) -> str | None:

@@ -8,6 +8,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import II
 
 from ar_experiments.sweeps.failures import FailureCollector
+from ar_experiments.sweeps.progress import watch_sweep
 
 
 class AllJobsSweeper(BasicSweeper):
@@ -26,9 +27,16 @@ class AllJobsSweeper(BasicSweeper):
         self.launcher = FailureCollector(self.launcher, fail_fast=self.fail_fast)
 
     def sweep(self, arguments: list[str]) -> Any:
-        returns = super().sweep(arguments)
-        self.launcher.raise_if_failed()
+        # progress lines and <sweep>/progress.json while the jobs run (ar_experiments/sweeps/progress.py)
+        with watch_sweep(self.config) as self.progress:
+            returns = super().sweep(arguments)
+            self.launcher.raise_if_failed()
         return returns
+
+    def get_job_batch(self):
+        if self.batch_index == 0:  # the jobs are known now: every batch of the grid
+            self.progress.set_total(sum(len(batch) for batch in self.overrides))
+        return super().get_job_batch()
 
 
 @dataclass

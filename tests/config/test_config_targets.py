@@ -68,7 +68,7 @@ def test_every_group_option_composes_and_its_code_paths_import(group, option):
 
 def test_a_stale_target_is_caught(tmp_path):
     """The walk sees nested targets: a moved module's old path would fail the test above."""
-    cfg = OmegaConf.create({"a": {"b": [{"_target_": "ar_experiments.callbacks.StopOnNonFiniteLoss"}]}})
+    cfg = OmegaConf.create({"a": {"b": [{"_target_": "ar_experiments.moved_away.StopOnNonFiniteLoss"}]}})
     ((key, dotted),) = code_paths(cfg)
     assert key == "a.b[0]._target_"
     with pytest.raises(Exception):  # noqa: B017 - hydra raises ImportError or its own error by version

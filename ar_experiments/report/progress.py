@@ -1,0 +1,61 @@
+"""`python -m ar_experiments.report --progress <sweep>`: a sweep's progress.json in a few lines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..sweeps.job_status import FAILED, PROGRESS_FILE, read_json
+from ..sweeps.progress import duration_text
+from .sweep_results import latest_sweep
+
+# --- reading it back ------------------------------------------------------------------------------
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """progress.json in a few lines, for `python -m ar_experiments.report --progress <sweep>`."""
+    left = progress.get("time_left_s")
+    head = (
+        f"Sweep {progress.get('sweep')}: {progress.get('status')}, {progress.get('done', 0)} of "
+        f"{progress.get('total')} jobs done ({progress.get('completed', 0)} completed"
+        + (f", {progress['skipped']} of them skipped as already done" if progress.get("skipped") else "")
+        + f", {progress.get('failed', 0)} failed), {progress.get('running', 0)} running, "
+        f"{progress.get('pending', 0)} not started"
+        + (f"; about {duration_text(left)} left" if left is not None else "")
+        + (f" (as of {progress['updated_at']})" if progress.get("updated_at") else "")
+    )
+    lines = [head]
+    for job in progress.get("running_jobs", []):
+        epoch = f", epoch {job['epoch']}/{job.get('max_epochs') or '?'}" if job.get("epoch") is not None else ""
+        device = f" on {job['device']}" if job.get("device") else ""
+        stage = f", {job['stage']}" if job.get("stage") and job.get("stage") != "train" else ""
+        lines.append(
+            f"  {job.get('state')}: {job.get('job')}{device}{epoch}{stage}, {duration_text(job.get('seconds') or 0)}"
+        )
+    for job in progress.get("finished_jobs", []):
+        if job.get("state") == FAILED:
+            lines.append(f"  failed: {job.get('job')}: {job.get('error', '')}")
+    return "\n".join(lines)
+
+
+def read_progress(sweep: str | os.PathLike) -> dict[str, Any]:
+    path = Path(sweep) / PROGRESS_FILE
+    progress = read_json(path)
+    if progress is None:
+        raise FileNotFoundError(f"no {PROGRESS_FILE} in {Path(sweep)}; it appears when a sweep starts")
+    return progress
+
+
+def print_progress(sweep: str | os.PathLike | None, parser: Any = None) -> int:
+    """`report --progress`: the sweep's progress.json in words (the newest sweep when `sweep` is None)."""
+    try:
+        if sweep is None:
+            sweep = latest_sweep(Path.cwd())
+        progress = read_progress(sweep)
+    except FileNotFoundError as err:
+        if parser is not None:
+            parser.error(str(err))
+        raise
+    print(progress_text(progress))
+    return 0

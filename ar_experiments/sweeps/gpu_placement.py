@@ -1,0 +1,213 @@
+"""GPU placement of a multirun's jobs: each job claims a GPU slot of its own before CUDA starts.
+
+With `trainer=gpu` (or `trainer=ddp`) under a local launcher (basic, joblib), a
+job claims `jobs_per_gpu`-th shares ("slots") of the visible GPUs through lock
+files in the sweep folder (`<sweep>/.gpu_slots/`):
+
+- the GPUs are those CUDA_VISIBLE_DEVICES allows, else all of the machine's;
+- a one-GPU job takes one slot, on the GPU with the most free slots (so jobs
+  spread over the GPUs before they pack), preferring the GPU its process used
+  for an earlier job; a DDP job takes every slot of as many GPUs as it asks
+  for (`trainer.devices`: a number, or `auto` for all), all at once or none;
+- a job that finds no free slot waits for one (and says so in its status);
+- a slot is an `fcntl.flock` on a file: the job releases it when it ends, and
+  the kernel releases it when the process dies, so a failed or killed job frees
+  its GPU for the next.
+
+The job is then told its devices as `trainer.devices=[i]`, `i` being the GPU's
+index among those this process sees (CUDA's numbering under the inherited
+CUDA_VISIBLE_DEVICES). Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
+workers are reused from job to job, and once CUDA has started in a process its
+visible devices are fixed, so the second job of a worker could not move to
+another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the process's
+current device before anything is put on the GPU, so a job creates a CUDA
+context on its own GPU only (a reused worker that moves to another GPU keeps
+the earlier context, a few hundred MB, which the preference for its previous
+GPU makes rare).
+
+Left alone: single runs, SLURM and submitit jobs (submitit gives each task its
+GPUs), ranks started by torchrun, a `trainer.devices` that is already a list,
+and `sweep.gpu_placement=false`.
+
+This module imports no torch at load time, so the placement logic is testable
+with a simulated list of GPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .gpu_slots import SLOTS_FOLDER, Claim, SlotPool, visible_gpus
+
+log = logging.getLogger(__name__)
+
+# --- the job's side ---------------------------------------------------------------------------
+
+
+def _hydra_launcher() -> tuple[bool, Any]:
+    """(whether this job is part of a multirun, the launcher's config)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False, None
+    hydra = HydraConfig.get()
+    return hydra.mode.name == "MULTIRUN", hydra.launcher
+
+
+def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
+    """Why this job is not placed (None: it is). Cheap: reads the config and the environment only."""
+    env = os.environ if env is None else env
+    sweep = cfg.get("sweep") or {}
+    if not sweep.get("gpu_placement", True):
+        return "sweep.gpu_placement=false"
+    trainer = cfg.get("trainer") or {}
+    if str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
+        return "not a GPU run"
+    devices = trainer.get("devices", "auto")
+    if not re.fullmatch(r"auto|-1|\d+", str(devices).strip()):  # a number of GPUs, or all of them
+        return f"trainer.devices={devices} names its GPUs"
+    if "LOCAL_RANK" in env or "SLURM_JOB_ID" in env or "SUBMITIT_EXECUTOR" in env:
+        return "its GPUs are given by SLURM, submitit or torchrun"
+    multirun, launcher = _hydra_launcher()
+    if not multirun:
+        return "a single run"
+    if launcher is not None and "submitit" in str(launcher.get("_target_", "")):
+        return "submitit gives each task its GPUs"
+    return None
+
+
+def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
+    """(GPUs the job asks for, whether it takes them whole): DDP jobs take whole GPUs."""
+    devices = cfg.trainer.get("devices", "auto")
+    count = visible if str(devices).strip() in ("auto", "-1") else int(devices)
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    return count, count > 1 or "ddp" in strategy
+
+
+def _completed_before(cfg: Any) -> bool:
+    """A job whose folder holds a completed run is skipped by train(): it needs no GPU."""
+    import json
+
+    path = Path(str(cfg.paths.output_dir)) / "results.json"
+    try:
+        return json.loads(path.read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def sweep_folder() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(str(HydraConfig.get().sweep.dir))
+
+
+def _jobs_at_once() -> int | None:
+    from .cpu_share import parallel_jobs
+
+    _, launcher = _hydra_launcher()
+    n_jobs = launcher.get("n_jobs") if launcher is not None else None
+    return None if n_jobs is None else parallel_jobs(int(n_jobs), os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[Claim | None]:
+    """Around one job of a multirun: hold its GPU slot(s) and point `cfg.trainer.devices` at them."""
+    global _PREVIOUS_GPU
+    reason = placement_wanted(cfg)
+    if reason is not None or _completed_before(cfg):
+        yield None
+        return
+    import torch
+
+    gpus = visible_gpus(count=torch.cuda.device_count)  # counts without creating a CUDA context
+    if not gpus:
+        log.warning("trainer.accelerator=%s but no GPU is visible; the job is not placed", cfg.trainer.accelerator)
+        yield None
+        return
+    jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
+    pool = SlotPool(sweep_folder() / SLOTS_FOLDER, gpus, jobs_per_gpu)
+    needed, whole = _gpus_needed(cfg, len(gpus))
+    at_once = _jobs_at_once()
+    if at_once is not None and at_once < pool.slots and not whole:
+        log.warning(
+            "%d jobs run at once but there are %d GPU slots (%d GPU(s) x jobs_per_gpu=%d): "
+            "set hydra.launcher.n_jobs=%d to use them all",
+            at_once, pool.slots, len(gpus), jobs_per_gpu, pool.slots,
+        )  # fmt: skip
+
+    def waiting() -> None:
+        log.info("waiting for a free GPU slot (%d slots on %d GPU(s), all taken)", pool.slots, len(gpus))
+        if status is not None:
+            status(state="waiting for a GPU")
+
+    claim = pool.claim(needed, whole=whole, prefer=None if whole else _PREVIOUS_GPU, on_wait=waiting)
+    try:
+        cfg.trainer.devices = list(claim.indices)
+        if not whole:
+            _PREVIOUS_GPU = claim.indices[0]
+        text = ", ".join(
+            f"cuda:{index} (CUDA_VISIBLE_DEVICES entry {label})" for index, label in zip(claim.indices, claim.labels)
+        )
+        log.info("GPU placement: this job runs on %s (jobs_per_gpu=%d)", text, jobs_per_gpu)
+        if status is not None:
+            status(state="running", device=", ".join(f"cuda:{index}" for index in claim.indices))
+        yield claim
+    finally:
+        claim.release()
+
+
+# --- what results.json says -------------------------------------------------------------------
+
+
+def describe_device(
+    kind: str, indices: list[int] | None = None, names: list[str] | None = None, world_size: int = 1
+) -> str:
+    """`cpu`, `cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes)."""
+    if kind != "cuda" or not indices:
+        return kind
+    names = names or []
+    distinct = sorted(set(names))
+    model = distinct[0] if len(distinct) == 1 else " + ".join(names)
+    devices = f"cuda:{','.join(str(index) for index in indices)}"
+    if len(indices) == 1 and world_size <= 1:
+        return f"{devices} ({model})"
+    across = f" on {world_size} processes" if world_size > len(indices) else ""
+    return f"{devices} ({len(indices)} x {model}{across})"
+
+
+def trainer_device(trainer: Any) -> str:
+    """What a Lightning trainer ran on, as results.json records it."""
+    import torch
+
+    root = trainer.strategy.root_device
+    if root.type != "cuda":
+        return root.type
+    devices = getattr(trainer.strategy, "parallel_devices", None) or [root]
+    indices = [device.index if device.index is not None else torch.cuda.current_device() for device in devices]
+    names = [torch.cuda.get_device_name(index) for index in indices]
+    return describe_device("cuda", indices, names, world_size=trainer.world_size)
+
+
+def planned_device(cfg: Any) -> str | None:
+    """The device of a job before it trains (for the results.json of a run that fails): "cpu", its GPUs, or None."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator == "cpu":
+        return "cpu"
+    devices = trainer.get("devices")
+    if accelerator not in ("gpu", "cuda") or not hasattr(devices, "__len__") or isinstance(devices, str):
+        return None
+    try:
+        import torch
+
+        names = [torch.cuda.get_device_name(int(index)) for index in devices]
+    except Exception:  # noqa: BLE001 - the names are a courtesy; no GPU here, or CUDA failed
+        names = []
+    indices = [int(index) for index in devices]
+    return describe_device("cuda", indices, names) if names else f"cuda:{','.join(map(str, indices))}"

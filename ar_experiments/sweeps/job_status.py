@@ -1,0 +1,110 @@
+"""Each job's own status file in `<sweep>/.progress/jobs/`, written where the job runs (see progress.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from ..safety.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+PROGRESS_FILE = "progress.json"
+JOBS_FOLDER = Path(".progress") / "jobs"
+STATUS_ENV = "AR_SWEEP_JOB_STATUS"
+INTERVAL_ENV = "AR_SWEEP_PROGRESS_INTERVAL"
+RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
+FINISHED = (COMPLETED, FAILED, SKIPPED)
+
+
+def now_iso(clock: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if clock is None else clock, timezone.utc).isoformat(timespec="seconds")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not there yet, or being replaced (atomic writes: never torn, but a rename may race a read)
+
+
+# --- the job's side ---------------------------------------------------------------------------
+
+
+def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> None:
+    """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep."""
+    path = path or os.environ.get(STATUS_ENV)
+    if not path:
+        return
+    try:
+        status = read_json(Path(path)) or {}
+        status.update(fields, updated_at=time.time())
+        atomic_write_json(path, status)
+    except OSError as err:  # progress is a courtesy: it never fails a job
+        log.warning("could not update the sweep progress file %s: %s", path, err)
+
+
+def _headline(results: dict[str, Any]) -> float | None:
+    value = results.get("test_top1_multiview")
+    return results.get("test_top1") if value is None else value
+
+
+class JobStatusCallback(Callback):
+    """Writes each job's start and end into `<sweep>/.progress/jobs/<num>.json` (multiruns only)."""
+
+    def on_job_start(self, config, **kwargs: Any) -> None:
+        hydra = config.hydra
+        if hydra.mode.name != "MULTIRUN":
+            return
+        path = Path(str(hydra.sweep.dir)) / JOBS_FOLDER / f"{int(hydra.job.num)}.json"
+        job_dir = Path(str(hydra.runtime.output_dir))
+        results = job_dir / "results.json"
+        previous = read_json(results) or {}
+        status = {
+            "num": int(hydra.job.num),
+            "job": job_dir.name,
+            "run_name": str(config.get("run_name", job_dir.name)),
+            "state": RUNNING,
+            "started_at": time.time(),
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            # a completed run already there is skipped by train(): its results.json keeps this mtime
+            "completed_before": results.stat().st_mtime_ns if previous.get("status") == COMPLETED else None,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, status)
+        except OSError as err:
+            log.warning("could not write the sweep progress file %s: %s", path, err)
+            return
+        os.environ[STATUS_ENV] = str(path)
+
+    def on_job_end(self, config, job_return, **kwargs: Any) -> None:
+        path = os.environ.pop(STATUS_ENV, None)
+        if not path:
+            return
+        from hydra.core.utils import JobStatus
+
+        status = read_json(Path(path)) or {}
+        job_dir = Path(str(config.hydra.runtime.output_dir))
+        results_path = job_dir / "results.json"
+        results = read_json(results_path) or {}
+        fields: dict[str, Any] = {"ended_at": time.time()}
+        fields["seconds"] = round(fields["ended_at"] - status.get("started_at", fields["ended_at"]), 1)
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # .return_value would re-raise it
+            fields.update(state=FAILED, error=f"{type(error).__name__}: {error}")
+        else:
+            before = status.get("completed_before")
+            unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before
+            fields.update(state=SKIPPED if unchanged else COMPLETED, top1=_headline(results))
+        if results.get("device"):
+            fields["device"] = results["device"]
+        update_job_status(path, **fields)

@@ -1,0 +1,276 @@
+"""How far a sweep has got: one console line per finished job, and `<sweep>/progress.json`.
+
+Three parts, which talk through files in the sweep folder only, so they work the
+same for every launcher (basic: jobs in the launching process; joblib: in worker
+processes; submitit: on other machines sharing the folder):
+
+- `JobStatusCallback` (a Hydra callback, conf/hydra/default.yaml) runs where the
+  job runs: at its start it writes `<sweep>/.progress/jobs/<num>.json` (running,
+  started_at, pid) and points AR_SWEEP_JOB_STATUS at it, so the GPU placement
+  (gpu_placement.py) and the epoch callback (training/epoch_progress.py, also in DDP rank 0)
+  add the device and the epoch; at its end it records completed, failed (with the
+  error) or skipped (a resumed sweep's job whose folder already held a completed
+  run: it counts as done), the seconds and the top-1.
+- `SweepMonitor` runs in the launching process, started by the sweepers
+  (hydra_plugins/ar_experiments_sweepers/) around the whole sweep: every
+  `interval` seconds it reads the job files, prints a line for each job that has
+  finished since, and writes progress.json atomically.
+- `python -m ar_experiments.report --progress <sweep>` prints progress.json.
+
+Time left: the mean wall time of the jobs that completed in this sweep (of every
+finished job that ran, while none has completed) x (the jobs not started + what
+the running ones have left of that mean), divided by the most jobs seen running
+at once. Skipped jobs take no time and do not count in the mean.
+
+The job side is job_status.py; reading progress.json back is report/progress.py. Neither imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..safety.atomic import atomic_write_json
+from .job_status import (
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    INTERVAL_ENV,
+    JOBS_FOLDER,
+    PROGRESS_FILE,
+    SKIPPED,
+    now_iso,
+    read_json,
+)
+
+log = logging.getLogger(__name__)
+
+# --- the launching process's side ---------------------------------------------------------------
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_time_left(
+    finished: list[dict[str, Any]], running_elapsed: list[float], pending: int, at_once: int
+) -> float | None:
+    """Seconds left (see the module's docstring), or None before any job that ran has finished."""
+    ran = [job for job in finished if job.get("state") in (COMPLETED, FAILED) and job.get("seconds") is not None]
+    completed = [job["seconds"] for job in ran if job["state"] == COMPLETED]
+    durations = completed or [job["seconds"] for job in ran]
+    if not durations:
+        return None
+    mean = sum(durations) / len(durations)
+    work = pending * mean + sum(max(mean - elapsed, 0.0) for elapsed in running_elapsed)
+    return work / max(1, at_once)
+
+
+def finished_line(job: dict[str, Any], done: int, total: int | None, failed: int, left: float | None) -> str:
+    """`[7/18] slowfast-8f-split1 completed 0.97 top-1 in 55 s; 2 failed; about 6 min left`."""
+    name = job.get("run_name") or job.get("job")
+    state = job.get("state")
+    seconds = job.get("seconds")
+    took = f" in {duration_text(seconds)}" if seconds is not None else ""
+    if state == COMPLETED:
+        top1 = job.get("top1")
+        what = f"completed {top1:.2f} top-1{took}" if top1 is not None else f"completed{took}"
+    elif state == SKIPPED:
+        what = "already completed (skipped)"
+    else:
+        error = " ".join(str(job.get("error", "")).split())
+        what = f"failed{took}: {error[:160]}" if error else f"failed{took}"
+    parts = [f"[{done}/{total if total is not None else '?'}] {name} {what}"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if left is not None and left >= 1 and (total is None or done < total):
+        parts.append(f"about {duration_text(left)} left")
+    return "; ".join(parts)
+
+
+class SweepMonitor:
+    """Watches `<sweep>/.progress/jobs/` from the launching process: console lines and progress.json."""
+
+    def __init__(
+        self,
+        sweep_dir: str | os.PathLike,
+        total: int | None = None,
+        interval: float = 2.0,
+        out: TextIO | None = None,
+        clock=time.time,
+    ):
+        self.sweep_dir = Path(sweep_dir).resolve()
+        self.jobs_dir = self.sweep_dir / JOBS_FOLDER
+        self.total = total
+        self.interval = interval
+        self.out = out
+        self.clock = clock
+        self.started_at = clock()
+        self.announced: set[int] = set()
+        self.most_at_once = 0
+        self.status = "running"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._last_written: dict[str, Any] | None = None
+
+    # lifecycle
+    def start(self) -> SweepMonitor:
+        """Forget the job files of an earlier run into this folder (a resumed sweep) and start watching."""
+        if self.jobs_dir.is_dir():
+            for path in self.jobs_dir.glob("*.json"):
+                path.unlink(missing_ok=True)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.poll()
+        self._thread = threading.Thread(target=self._run, name="sweep-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception as err:  # noqa: BLE001 - progress never stops a sweep
+                log.warning("sweep progress: %s: %s", type(err).__name__, err)
+
+    def stop(self, status: str | None = None) -> dict[str, Any] | None:
+        """The last look: lines for the jobs that ended since, and the final progress.json."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            return self.poll(final=True, status=status)
+        except Exception as err:  # noqa: BLE001 - called while a sweep's own error may be on its way out
+            log.warning("sweep progress: %s: %s", type(err).__name__, err)
+            return None
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    # one look at the folder
+    def read_jobs(self) -> list[dict[str, Any]]:
+        jobs = [job for path in self.jobs_dir.glob("*.json") if (job := read_json(path)) is not None]
+        return sorted(jobs, key=lambda job: job.get("num", 0))
+
+    def poll(self, final: bool = False, status: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            jobs = self.read_jobs()
+            now = self.clock()
+            finished = [job for job in jobs if job.get("state") in FINISHED]
+            finished.sort(key=lambda job: (job.get("ended_at") or 0, job.get("num", 0)))
+            running = [job for job in jobs if job.get("state") not in FINISHED]
+            training = [job for job in running if job.get("state") != "waiting for a GPU"]
+            self.most_at_once = max(self.most_at_once, len(training))
+            total = self.total
+            pending = max(0, (total or 0) - len(jobs))
+            elapsed = [now - job.get("started_at", now) for job in training]
+            at_once = max(1, self.most_at_once)
+            left = estimate_time_left(finished, elapsed, pending + len(running) - len(training), at_once)
+            # one line per job finished since the last look, in the order they ended
+            done = len([job for job in finished if job.get("num") in self.announced])
+            failed = len([job for job in finished if job.get("num") in self.announced and job["state"] == FAILED])
+            for job in finished:
+                if job.get("num") in self.announced:
+                    continue
+                self.announced.add(job.get("num"))
+                done += 1
+                failed += job["state"] == FAILED
+                self._print(finished_line(job, done, total, failed, left))
+            if final:
+                self.status = status or ("finished" if not running and pending == 0 else "stopped")
+            progress = self.progress(jobs, finished, running, pending, left, now, at_once)
+            self._write(progress, force=final)
+            return progress
+
+    def progress(self, jobs, finished, running, pending, left, now, at_once) -> dict[str, Any]:
+        counts = {state: sum(job.get("state") == state for job in finished) for state in FINISHED}
+        return {
+            "sweep": str(self.sweep_dir),
+            "status": self.status,
+            "total": self.total if self.total is not None else len(jobs),
+            "done": len(finished),
+            "completed": counts[COMPLETED] + counts[SKIPPED],  # a skipped job is a completed run
+            "skipped": counts[SKIPPED],
+            "failed": counts[FAILED],
+            "running": len(running),
+            "pending": pending,
+            "jobs_at_once": at_once,
+            "time_left_s": None if left is None or self.status != "running" else round(left, 1),
+            "started_at": now_iso(self.started_at),
+            "updated_at": now_iso(now),
+            "elapsed_s": round(now - self.started_at, 1),
+            "running_jobs": [
+                {
+                    "job": job.get("job"),
+                    "run_name": job.get("run_name"),
+                    "state": job.get("state"),
+                    "device": job.get("device"),
+                    "epoch": job.get("epoch"),
+                    "max_epochs": job.get("max_epochs"),
+                    "stage": job.get("stage"),
+                    "seconds": round(now - job.get("started_at", now), 1),
+                    "host": job.get("host"),
+                    "pid": job.get("pid"),
+                }
+                for job in running
+            ],
+            "finished_jobs": [
+                {
+                    key: job.get(key)
+                    for key in ("job", "run_name", "state", "top1", "seconds", "device", "error")
+                    if job.get(key) is not None
+                }
+                for job in finished
+            ],
+        }
+
+    def _print(self, line: str) -> None:
+        out = self.out or sys.stdout
+        try:
+            print(line, file=out, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    def _write(self, progress: dict[str, Any], force: bool = False) -> None:
+        """progress.json when something but the clock changed, and at least every 30 s."""
+        clockless = {k: v for k, v in progress.items() if k not in ("updated_at", "elapsed_s", "time_left_s")}
+        clockless["running_jobs"] = [
+            {k: v for k, v in job.items() if k != "seconds"} for job in progress["running_jobs"]
+        ]
+        last = self._last_written
+        if not force and last is not None and last["state"] == clockless and self.clock() - last["at"] < 30:
+            return
+        try:
+            atomic_write_json(self.sweep_dir / PROGRESS_FILE, progress)
+        except OSError as err:
+            log.warning("could not write %s: %s", self.sweep_dir / PROGRESS_FILE, err)
+            return
+        self._last_written = {"state": clockless, "at": self.clock()}
+
+
+@contextlib.contextmanager
+def watch_sweep(config: Any, total: int | None = None, interval: float | None = None) -> Iterator[SweepMonitor]:
+    """Around a sweeper's sweep(): the monitor runs while the jobs do; progress.json stays afterwards.
+
+    It looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL, default 2)."""
+    interval = interval if interval is not None else float(os.environ.get(INTERVAL_ENV, 2.0))
+    monitor = SweepMonitor(str(config.hydra.sweep.dir), total=total, interval=interval).start()
+    status = None
+    try:
+        yield monitor
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGINT/SIGTERM to a job (interruption.RunInterrupted)
+        status = "interrupted"
+        raise
+    finally:
+        monitor.stop(status)

@@ -1,0 +1,224 @@
+"""How far a sweep has got: the console lines, progress.json, and a sweep resumed into its folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+
+from ar_experiments.report.progress import progress_text
+from ar_experiments.safety.atomic import atomic_write_json
+from ar_experiments.sweeps.job_status import JOBS_FOLDER
+from ar_experiments.sweeps.progress import SweepMonitor, estimate_time_left, finished_line
+from tests.conftest import REPO
+from tests.sweeps.test_sweeps import shrunk
+
+# --- the pieces -----------------------------------------------------------------------------------
+
+
+def test_console_line_of_a_finished_job():
+    job = {"run_name": "slowfast-8f-split1", "state": "completed", "top1": 0.9712, "seconds": 55.2}
+    line = finished_line(job, done=7, total=18, failed=2, left=6 * 60)
+    assert line == "[7/18] slowfast-8f-split1 completed 0.97 top-1 in 55 s; 2 failed; about 6 min left"
+    failed = {
+        "run_name": "x3d_m-16f-split2",
+        "state": "failed",
+        "seconds": 3,
+        "error": "RuntimeError: CUDA out of\nmemory",
+    }
+    assert (
+        finished_line(failed, 8, 18, 3, None)
+        == "[8/18] x3d_m-16f-split2 failed in 3 s: RuntimeError: CUDA out of memory; 3 failed"
+    )
+    skipped = {"run_name": "x3d_m-8f-split1", "state": "skipped", "seconds": 0.1}
+    assert finished_line(skipped, 18, 18, 0, 10.0) == "[18/18] x3d_m-8f-split1 already completed (skipped)"
+
+
+def test_time_left_is_the_mean_job_times_what_is_left_over_the_jobs_at_once():
+    finished = [
+        {"state": "completed", "seconds": 50},
+        {"state": "completed", "seconds": 70},
+        {"state": "failed", "seconds": 2},  # a quick failure does not shorten the mean while runs completed
+        {"state": "skipped", "seconds": 0.1},  # nor does a job skipped as already done
+    ]
+    # 4 not started x 60 s, plus a running job 20 s into its 60: 280 s of work for 2 at a time
+    assert estimate_time_left(finished, [20.0], pending=4, at_once=2) == pytest.approx(140)
+    assert estimate_time_left([{"state": "skipped", "seconds": 0.1}], [], pending=3, at_once=1) is None
+
+
+def write_job(sweep: Path, num: int, **status) -> None:
+    atomic_write_json(
+        sweep / JOBS_FOLDER / f"{num}.json", {"num": num, "job": f"{num}-job", "run_name": f"run{num}", **status}
+    )
+
+
+def test_monitor_reads_the_job_files_into_lines_and_progress_json(tmp_path):
+    clock = [1000.0]
+    out = io.StringIO()
+    monitor = SweepMonitor(tmp_path, total=5, out=out, clock=lambda: clock[0])
+    monitor.start()
+    monitor._stop.set()  # driven by hand below
+    write_job(tmp_path, 0, state="running", started_at=1000.0, device="cuda:0", epoch=3, max_epochs=20, stage="train")
+    write_job(tmp_path, 1, state="running", started_at=1000.0, device="cuda:1")
+    write_job(tmp_path, 2, state="waiting for a GPU", started_at=1001.0)
+    clock[0] = 1010.0
+    progress = monitor.poll()
+    assert out.getvalue() == ""
+    assert (progress["total"], progress["running"], progress["pending"], progress["done"]) == (5, 3, 2, 0)
+    assert progress["running_jobs"][0] | {"seconds": None} == {
+        "job": "0-job", "run_name": "run0", "state": "running", "device": "cuda:0", "epoch": 3, "max_epochs": 20,
+        "stage": "train", "seconds": None, "host": None, "pid": None,
+    }  # fmt: skip
+    assert json.loads((tmp_path / "progress.json").read_text())["running"] == 3
+
+    clock[0] = 1060.0
+    write_job(tmp_path, 1, state="completed", started_at=1000.0, ended_at=1060.0, seconds=60.0, top1=0.5)
+    write_job(tmp_path, 2, state="failed", started_at=1001.0, ended_at=1059.0, seconds=1.0, error="ValueError: bad")
+    progress = monitor.poll()
+    # 2 not started (one of them becomes running) x 60 s + job 0 nearly done: 120 s for 2 jobs at once
+    assert out.getvalue().splitlines() == [
+        "[1/5] run2 failed in 1 s: ValueError: bad; 1 failed; about 60 s left",
+        "[2/5] run1 completed 0.50 top-1 in 60 s; 1 failed; about 60 s left",
+    ]
+    assert (progress["completed"], progress["failed"], progress["running"], progress["jobs_at_once"]) == (1, 1, 1, 2)
+    assert progress["time_left_s"] == pytest.approx(60.0)
+    monitor.poll()
+    assert len(out.getvalue().splitlines()) == 2, "each job is announced once"
+    final = monitor.stop()
+    assert final["status"] == "stopped" and final["time_left_s"] is None  # jobs still unfinished
+    text = progress_text(final)
+    assert "1 completed, 1 failed), 1 running, 2 not started" in text
+    assert "running: 0-job on cuda:0, epoch 3/20" in text and "failed: 2-job: ValueError: bad" in text
+
+
+def test_report_progress_prints_progress_json(tmp_path, capsys):
+    from ar_experiments.report.cli import main
+
+    progress = {
+        "sweep": str(tmp_path),
+        "status": "running",
+        "total": 3,
+        "done": 1,
+        "completed": 1,
+        "failed": 0,
+        "running": 2,
+        "pending": 0,
+        "time_left_s": 60,
+        "updated_at": "2026-12-05T14:00:00+00:00",
+        "running_jobs": [],
+    }
+    atomic_write_json(tmp_path / "progress.json", progress)
+    assert main(["--progress", str(tmp_path)]) == 0
+    expected = "running, 1 of 3 jobs done (1 completed, 0 failed), 2 running, 0 not started; about 60 s left"
+    assert f"{expected} (as of 2026-12-05T14:00:00+00:00)" in capsys.readouterr().out
+    assert not (tmp_path / "report.md").exists()
+    with pytest.raises(SystemExit):  # a sweep not started yet: a one-line error
+        main(["--progress", str(tmp_path / "missing")])
+
+
+# --- a real 6-job sweep, two at a time, then resumed into its folder --------------------------------
+
+
+class FailWhileMarked(pl.Callback):
+    """Fails the run at its start while `marker` lists `tag` (a fault that goes away, as a full disk does)."""
+
+    def __init__(self, marker: str, tag: str):
+        self.marker, self.tag = Path(marker), tag
+
+    def on_train_start(self, trainer, pl_module):
+        if self.marker.is_file() and self.tag in self.marker.read_text().split():
+            raise RuntimeError(f"injected failure of {self.tag}")
+
+
+LINE = re.compile(r"^\[(\d)/6\] (x3d_xs-4f-split[123]) (.*)$", re.MULTILINE)
+
+
+def run_watching_progress(command: list[str], sweep: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run the sweep; read its progress.json as a second terminal would, every 0.1 s while it runs."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "AR_SWEEP_PROGRESS_INTERVAL": "0.2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ar_experiments.train", *command],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    snapshots = []
+    import threading
+
+    outputs = {}
+    reader = threading.Thread(target=lambda: outputs.update(zip(("out", "err"), process.communicate(timeout=600))))
+    reader.start()
+    while reader.is_alive():
+        try:
+            snapshots.append(json.loads((sweep / "progress.json").read_text()))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    reader.join()
+    return subprocess.CompletedProcess(process.args, process.returncode, outputs["out"], outputs["err"]), snapshots
+
+
+@pytest.mark.slow
+def test_six_job_sweep_two_at_a_time_reports_progress_then_resumes(tiny_dataset, cache_dir, tmp_path):
+    sweep, marker = tmp_path / "sweep", tmp_path / "broken"
+    marker.write_text("split2-seed1 split3-seed0\n")
+    command = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "split=1,2,3",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        f"+callbacks.fail._target_={__name__}.FailWhileMarked",
+        f"+callbacks.fail.marker={marker}",
+        "+callbacks.fail.tag=split${split}-seed${seed}",
+        *shrunk(cache_dir),
+    ]
+    first, snapshots = run_watching_progress(command, sweep)
+    assert first.returncode != 0 and "2 of 6 jobs failed" in first.stderr, first.stderr[-3000:]
+    lines = LINE.findall(first.stdout)
+    assert [int(done) for done, _, _ in lines] == [1, 2, 3, 4, 5, 6], first.stdout[-3000:]
+    completed = [what for _, _, what in lines if what.startswith("completed")]
+    failed = [what for _, _, what in lines if what.startswith("failed")]
+    assert len(completed) == 4 and len(failed) == 2
+    assert all(re.match(r"completed [01]\.\d\d top-1 in \d+ s", what) for what in completed)
+    assert all("RuntimeError: injected failure of split" in what for what in failed)
+    assert "about" in lines[0][2] and "left" in lines[0][2] and "left" not in lines[-1][2]
+    assert "2 failed" in lines[-1][2]
+    assert "Epoch 0:" not in first.stdout + first.stderr, "no per-job progress bars with two jobs at once"
+
+    progress = json.loads((sweep / "progress.json").read_text())
+    assert {key: progress[key] for key in ("status", "total", "completed", "failed", "running", "pending")} == {
+        "status": "finished", "total": 6, "completed": 4, "failed": 2, "running": 0, "pending": 0,
+    }  # fmt: skip
+    assert {job["device"] for job in progress["finished_jobs"]} == {"cpu"}
+    # while it ran: at most two jobs at once, each seen at its epoch
+    running = [job for snapshot in snapshots for job in snapshot["running_jobs"]]
+    assert max(snapshot["running"] for snapshot in snapshots) <= 2
+    assert any(job["epoch"] == 1 and job["max_epochs"] == 1 for job in running), snapshots[-3:]
+    records = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/results.json"))]
+    assert [record["device"] for record in records] == ["cpu"] * 6
+
+    # the fault is gone: the same sweep again, into its folder, finishes it; with Hydra's basic launcher
+    # (one job at a time, in the launching process) to save the workers' start here
+    marker.write_text("")
+    again, _ = run_watching_progress([arg for arg in command if "launcher" not in arg], sweep)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = LINE.findall(again.stdout)
+    assert [int(done) for done, _, _ in lines] == [1, 2, 3, 4, 5, 6]
+    assert sum(what.startswith("already completed (skipped)") for _, _, what in lines) == 4, lines
+    assert sum(what.startswith("completed") for _, _, what in lines) == 2, lines
+    progress = json.loads((sweep / "progress.json").read_text())
+    assert {key: progress[key] for key in ("status", "total", "completed", "skipped", "failed", "running")} == {
+        "status": "finished", "total": 6, "completed": 6, "skipped": 4, "failed": 0, "running": 0,
+    }  # fmt: skip
