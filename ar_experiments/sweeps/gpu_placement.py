@@ -46,6 +46,8 @@ from typing import Any
 from .gpu_slots import SLOTS_FOLDER, Claim, SlotPool, visible_gpus
 
 log = logging.getLogger(__name__)
+_PREVIOUS_GPU: int | None = None
+"""The visible index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
 
 # --- the job's side ---------------------------------------------------------------------------
 

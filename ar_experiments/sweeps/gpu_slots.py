@@ -21,9 +21,6 @@ SLOTS_FOLDER = ".gpu_slots"
 MUTEX_FILE = "placement.lock"
 POLL_S = 1.0
 
-_PREVIOUS_GPU: int | None = None
-"""The visible index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
-
 
 def parse_visible_devices(value: str | None) -> list[str] | None:
     """CUDA_VISIBLE_DEVICES as CUDA reads it: None when unset (every GPU), else its entries up to the first
