@@ -6,7 +6,7 @@ about its own span, not everything before it. After a seek, frame numbers come
 from timestamps, counted from the first frame's. Where timestamps cannot be
 trusted (no frame rate, irregular timestamps, a seek that lands past the clip,
 an error), the video is decoded from its start instead and frames are numbered
-by counting; both give the same frames (tests/test_decode_seek.py checks this
+by counting; both give the same frames (tests/data/test_decode_seek.py checks this
 on videos with and without B-frames).
 """
 
