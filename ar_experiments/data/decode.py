@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from ..video_limits import DEFAULT_MAX_ASPECT_RATIO, frame_size_problem
+
 OPENING_PACKETS = 16  # enough to span a few mini-GOPs of B-frames and see their reorder delay
 HEADER_SLACK = 2
 """Frames a stream may end short of its header's count before it counts as truncated
@@ -66,7 +68,9 @@ def _truncation(path: str, decoded: int, total: int) -> str | None:
     return f"{path} decodes {decoded} of the {total} frames its header lists (truncated?)"
 
 
-def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.ndarray:
+def decode_clip(
+    path: str, sample_indices, short_side: int | None = None, max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO
+) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one clip.
 
     `sample_indices(frame_count) -> indices` picks the frames once the header
@@ -74,14 +78,24 @@ def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.
     needed frame and stops after the last. A stream that ends within
     HEADER_SLACK frames of the header's count repeats its last frame; one that
     ends earlier, before a frame the clip needs, is truncated: VideoDecodeError,
-    as for a file that decodes to nothing.
+    as for a file that decodes to nothing. Any other error while decoding,
+    converting or scaling is the video's too: a VideoDecodeError naming it.
     """
+    try:
+        return _decode_clip(path, sample_indices, short_side, max_aspect_ratio)
+    except VideoDecodeError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PyAV and swscale raise many kinds; every one is this video's fault
+        raise VideoDecodeError(f"cannot decode {path}: {type(err).__name__}: {err}") from err
+
+
+def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_ratio: float | None) -> np.ndarray:
     in_worker = _in_loader_worker()
     with _open(path) as container:
         stream = _video_stream(container, path, in_worker)
         total = count_frames(stream)
         indices = np.asarray(sample_indices(max(total, 1)))
-        to_rgb = RgbConverter(stream, short_side, in_worker)
+        to_rgb = RgbConverter(stream, short_side, in_worker, path, max_aspect_ratio)
         if indices.min() > 0:
             clip = _decode_after_seek(container, stream, ClipFrames(indices, to_rgb, path, total))
         else:
@@ -129,9 +143,19 @@ class RgbConverter:
     every frame, which costs more than the scaling itself.
     """
 
-    def __init__(self, stream, short_side: int | None, in_worker: bool):
+    def __init__(
+        self,
+        stream,
+        short_side: int | None,
+        in_worker: bool,
+        path: str = "",
+        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
+    ):
         from av.video.reformatter import VideoReformatter
 
+        problem = frame_size_problem(path, stream.codec_context.width, stream.codec_context.height, max_aspect_ratio)
+        if problem:
+            raise VideoDecodeError(problem)
         self.width, self.height = _scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)
         self.threads = 1 if in_worker else 0  # 0: as many as swscale finds useful
         self.reformatter = VideoReformatter()
@@ -259,10 +283,14 @@ def _first_frame(container, stream):
     return first, lowest_dts, reorder_delay
 
 
-def find_decode_problem(path: str) -> str | None:
-    """Why training could not use the video at `path` (None when it can): decodes every frame."""
-    import av
+def find_decode_problem(
+    path: str, short_side: int | None = None, max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO
+) -> str | None:
+    """Why training could not use the video at `path` (None when it can).
 
+    Decodes every frame and converts it as the loader does (scaled to `short_side`,
+    to RGB), so a video the loader would refuse or fail on is reported here too.
+    """
     try:
         container = _open(path)
     except VideoDecodeError as err:
@@ -270,14 +298,19 @@ def find_decode_problem(path: str) -> str | None:
     with container:
         try:
             stream = _video_stream(container, path, in_worker=False)
+            to_rgb = RgbConverter(stream, short_side, False, path, max_aspect_ratio)
         except VideoDecodeError as err:
             return str(err)
+        except Exception as err:  # noqa: BLE001 - as in decode_clip: the video's fault
+            return f"cannot decode {path}: {type(err).__name__}: {err}"
         total, decoded, failure = count_frames(stream), 0, ""
+        frame_rows = np.empty((to_rgb.height, to_rgb.width, 3), np.uint8)
         try:
-            for _ in container.decode(stream):
+            for frame in container.decode(stream):
+                to_rgb(frame, frame_rows)
                 decoded += 1
-        except (av.FFmpegError, ValueError) as err:
-            failure = f" (decoding stops with: {err})"
+        except Exception as err:  # noqa: BLE001 - decoding or converting: the video's fault either way
+            failure = f" (decoding stops with: {type(err).__name__}: {err})"
     if decoded == 0:
         return f"no decodable frames in {path}{failure}"
     truncated = _truncation(path, decoded, total)
