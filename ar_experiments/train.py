@@ -65,6 +65,14 @@ def base_record(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
+    """`_train` holding the run folder (run_lock.py): one live process writes it, from resume planning on."""
+    from .run_lock import holding
+
+    with holding(Path(cfg.paths.output_dir)):
+        return _train(cfg, wandb_group)
+
+
+def _train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1.
 
     The config is checked before any data is read and the split files before
