@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .parallel import threads_per_job
+from .secret_names import safe_name
 
 
 def project_root() -> str:
@@ -37,6 +38,7 @@ RESOLVERS = {
     "ar.stride": stride_for,
     "ar.threads_per_job": threads_per_job,
     "ar.loader_workers": loader_workers,
+    "ar.safe_name": safe_name,
 }
 
 

@@ -44,9 +44,7 @@ def lock_holder():
         process.wait()
 
 
-def test_a_second_run_in_a_held_folder_stops_at_once_naming_the_owner(
-    lock_holder, compose_config, cache_dir, tmp_path
-):
+def test_a_second_run_in_a_held_folder_stops_at_once_naming_the_owner(lock_holder, compose_config, cache_dir, tmp_path):
     from ar_experiments.train import train
 
     run_dir = tmp_path / "run"
