@@ -8,6 +8,8 @@ check_data (which converts frames as the loader does), one line from predict.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -18,6 +20,7 @@ from ar_experiments.data.splits import load_split
 from ar_experiments.data.transforms import ClipTransform
 from ar_experiments.predict import main as predict_main
 
+from .conftest import REPO
 from .fault_injection import copy_dataset
 from .test_check_data import compose_check  # noqa: F401  (fixture)
 from .test_predict import checkpoint  # noqa: F401  (fixture)
@@ -86,12 +89,41 @@ def test_check_data_converts_frames_as_the_loader_does(compose_check, dataset_wi
     assert "data.max_aspect_ratio=4" in out and "2 of 75 videos cannot be read" in out
 
 
-def test_predict_names_an_extreme_video_in_one_line(checkpoint, tmp_path, capsys):  # noqa: F811
-    extreme = write_extreme_video(tmp_path / "tall.mp4", width=5400, height=2)
-    code = predict_main([str(extreme), f"ckpt={checkpoint}", "--json"])
+def test_predict_names_an_extreme_or_unreadable_video_in_one_line(checkpoint, tmp_path, capsys):  # noqa: F811
+    extreme = write_extreme_video(tmp_path / "wide.mp4", width=5400, height=2)
+    broken = tmp_path / "broken.avi"
+    broken.write_text("404: Not Found\n")
+    code = predict_main([str(extreme), str(broken), f"ckpt={checkpoint}", "--json"])
     captured = capsys.readouterr()
     assert code == 1
-    (line,) = captured.err.strip().splitlines()
-    assert line.startswith("error: ") and "tall.mp4" in line and "aspect ratio of 2700:1" in line
-    assert "on_bad_video" not in line  # a training setting means nothing to predict
+    wide, unreadable = captured.err.strip().splitlines()
+    assert wide.startswith("error: ") and "wide.mp4" in wide and "aspect ratio of 2700:1" in wide
+    assert unreadable.startswith("error: ") and "broken.avi" in unreadable
+    assert "on_bad_video" not in captured.err  # a training setting means nothing to predict
     assert "aspect ratio" in json.loads(captured.out)["videos"][0]["error"]
+
+
+def test_explore_prints_a_split_file_error_in_one_message_without_a_traceback(tiny_dataset, tmp_path):
+    root = copy_dataset(tiny_dataset, tmp_path / "data")
+    with open(root / "ucfTrainTestlist" / "trainlist01.txt", "ab") as handle:
+        handle.write(b"../../etc/passwd 1\r\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ar_experiments.explore",
+            "data=ucf101",
+            f"data.root={root}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        "error: " in result.stderr
+        and "trainlist01.txt:55: '../../etc/passwd' points outside data.root" in result.stderr
+    )
