@@ -169,6 +169,11 @@ def explore(cfg: DictConfig) -> dict[str, Path]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explore")
 def main(cfg: DictConfig) -> None:
+    explore_or_exit(cfg)
+
+
+def explore_or_exit(cfg: DictConfig) -> None:
+    """`explore`, or exit 1 with one `error:` message for a config or split-file problem."""
     from .config_checks import ConfigError, data_problems, resolve
     from .data.splits import DatasetIndexError
 

@@ -8,8 +8,6 @@ check_data (which converts frames as the loader does), one line from predict.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -20,10 +18,9 @@ from ar_experiments.data.splits import load_split
 from ar_experiments.data.transforms import ClipTransform
 from ar_experiments.predict import main as predict_main
 
-from .conftest import REPO
+from .conftest import CONF_DIR
 from .fault_injection import copy_dataset
 from .test_check_data import compose_check  # noqa: F401  (fixture)
-from .test_predict import checkpoint  # noqa: F401  (fixture)
 from .video_files import write_video
 
 
@@ -89,7 +86,24 @@ def test_check_data_converts_frames_as_the_loader_does(compose_check, dataset_wi
     assert "data.max_aspect_ratio=4" in out and "2 of 75 videos cannot be read" in out
 
 
-def test_predict_names_an_extreme_or_unreadable_video_in_one_line(checkpoint, tmp_path, capsys):  # noqa: F811
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A checkpoint as predict reads it (hyperparameters and weights), without a training step."""
+    import torch
+
+    from ar_experiments.models import build_model
+    from ar_experiments.module import network_args
+
+    model = {"name": "x3d_m", "frames": 4, "crop_size": 32}
+    views = {"frames": 4, "stride": 8, "short_side": 36, "crop_size": 32}
+    net = build_model(num_classes=3, **network_args(model))
+    state = {f"net.{key}": value for key, value in net.state_dict().items()}
+    hyper_parameters = {"model": model, "class_names": ["A", "B", "C"], "view_settings": views}
+    torch.save({"hyper_parameters": hyper_parameters, "state_dict": state}, tmp_path / "tiny.ckpt")
+    return tmp_path / "tiny.ckpt"
+
+
+def test_predict_names_an_extreme_or_unreadable_video_in_one_line(checkpoint, tmp_path, capsys):
     extreme = write_extreme_video(tmp_path / "wide.mp4", width=5400, height=2)
     broken = tmp_path / "broken.avi"
     broken.write_text("404: Not Found\n")
@@ -104,26 +118,17 @@ def test_predict_names_an_extreme_or_unreadable_video_in_one_line(checkpoint, tm
 
 
 def test_explore_prints_a_split_file_error_in_one_message_without_a_traceback(tiny_dataset, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from ar_experiments.explore import explore_or_exit
+
     root = copy_dataset(tiny_dataset, tmp_path / "data")
     with open(root / "ucfTrainTestlist" / "trainlist01.txt", "ab") as handle:
         handle.write(b"../../etc/passwd 1\r\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ar_experiments.explore",
-            "data=ucf101",
-            f"data.root={root}",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert (
-        "error: " in result.stderr
-        and "trainlist01.txt:55: '../../etc/passwd' points outside data.root" in result.stderr
-    )
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("explore", overrides=["data=ucf101", f"data.root={root}", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as stopped:  # the interpreter prints the message alone and exits with 1
+        explore_or_exit(cfg)
+    message = str(stopped.value.code)
+    assert message.startswith("error: ") and "Traceback" not in message
+    assert "trainlist01.txt:55: '../../etc/passwd' points outside data.root" in message
