@@ -35,6 +35,7 @@ SECRET_WORD = re.compile(r"api_?key|access_?key|private_?key|secret|token|passw(
 MIN_SECRET_LENGTH = 8
 # one shorter, down to this, is replaced where it stands as a whole word (not inside a longer one)
 MIN_SHORT_SECRET_LENGTH = 4
+NOT_SECRETS = {"true", "false", "none", "null", "auto", "never", "always"}
 # `name=value` and `name: value` in free text: overrides, log lines, printed dicts
 ASSIGNMENT = re.compile(
     r"(?P<name>[+~]{0,2}[A-Za-z_][\w.\-]*)(?P<sep>['\"]?\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s,'\"\]\})]+)"
@@ -59,7 +60,11 @@ def secret_environment_values() -> list[str]:
 def short_secret_environment_values() -> list[str]:
     """Values of credential-named environment variables too short to replace inside other words."""
     values = {
-        v for k, v in os.environ.items() if is_secret_name(k) and MIN_SHORT_SECRET_LENGTH <= len(v) < MIN_SECRET_LENGTH
+        v
+        for k, v in os.environ.items()
+        if is_secret_name(k)
+        and MIN_SHORT_SECRET_LENGTH <= len(v) < MIN_SECRET_LENGTH
+        and v.lower() not in NOT_SECRETS  # a flag such as WANDB_DISABLE_TOKEN=true would redact every `true`
     }
     return sorted(values, key=len, reverse=True)
 
