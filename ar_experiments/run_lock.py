@@ -126,8 +126,10 @@ def owns_folders() -> bool:
 
     if distributed.STARTED_RANK:
         return False
-    rank = os.environ.get("RANK") or os.environ.get("SLURM_PROCID") if "LOCAL_RANK" in os.environ else None
-    return not rank or int(rank) == 0
+    # torchrun sets RANK; SLURM tasks of one job (srun --ntasks=N) carry SLURM_PROCID
+    tasks = os.environ.get("SLURM_NTASKS", "1")
+    rank = os.environ.get("RANK") or (os.environ.get("SLURM_PROCID") if tasks.isdigit() and int(tasks) > 1 else None)
+    return not rank or not rank.isdigit() or int(rank) == 0
 
 
 def _flock(handle: int) -> bool | None:

@@ -75,3 +75,16 @@ def test_a_second_sweep_into_a_held_sweep_folder_stops_before_writing_anything(l
     assert result.returncode == 1
     assert f"in use by another sweep: pid {owner.pid}" in result.stderr.splitlines()[-1]
     assert sorted(p.name for p in sweep.iterdir()) == [SWEEP_LOCK], "no multirun.yaml, no job folder"
+
+
+@pytest.mark.parametrize(
+    "environment,owner",
+    [({}, True), ({"RANK": "1"}, False), ({"RANK": "0"}, True), ({"SLURM_NTASKS": "2", "SLURM_PROCID": "1"}, False)],
+)
+def test_only_the_launching_process_or_rank_0_takes_the_folder(monkeypatch, tmp_path, environment, owner):
+    for name in ("RANK", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with holding(tmp_path) as lock:
+        assert (lock is not None) == owner and (tmp_path / RUN_LOCK).exists() == owner
