@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -23,8 +24,9 @@ from omegaconf import DictConfig
 
 from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from .config.checks import SPLITS, ConfigError, data_problems, resolve
-from .data.decode import find_decode_problem
+from .data.decode_check import find_decode_problem
 from .data.splits import DatasetIndexError
+from .data.video_limits import DEFAULT_MAX_ASPECT_RATIO
 from .safety.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -51,17 +53,25 @@ def indexed_videos(cfg: DictConfig, splits: list[int]) -> tuple[Path, list[str]]
     return videos_dir, sorted(videos)
 
 
-def scan_videos(videos_dir: Path, videos: list[str], workers: int) -> dict[str, str]:
-    """{video: why it cannot be read} for every video that fails to decode completely."""
+def scan_videos(videos_dir: Path, videos: list[str], workers: int, data: DictConfig | None = None) -> dict[str, str]:
+    """{video: why it cannot be read} for every video that fails to decode completely.
+
+    Every frame is converted as the loader converts it, with `data`'s short_side and max_aspect_ratio."""
     from tqdm import tqdm
 
     paths = [str(videos_dir / video) for video in videos]
     unreadable: dict[str, str] = {}
+    data = data or {}
+    problem_of = partial(
+        find_decode_problem,
+        short_side=data.get("short_side"),
+        max_aspect_ratio=data.get("max_aspect_ratio", DEFAULT_MAX_ASPECT_RATIO),
+    )
     progress = tqdm(total=len(paths), desc="decoding videos", unit="video", file=sys.stderr)
     # one worker: a thread, which starts at once and keeps tracebacks simple
     with ProcessPoolExecutor(workers) if workers > 1 else ThreadPoolExecutor(1) as pool:
         chunk = max(1, min(32, len(paths) // (workers * 8)))
-        for video, problem in zip(videos, pool.map(find_decode_problem, paths, chunksize=chunk)):
+        for video, problem in zip(videos, pool.map(problem_of, paths, chunksize=chunk)):
             progress.update()
             if problem:
                 unreadable[video] = problem
@@ -84,7 +94,7 @@ def check_data(cfg: DictConfig) -> int:
         return 1
     print(f"split files of split(s) {', '.join(map(str, splits))}: fine, {len(videos)} videos listed")
     workers = cfg.check.workers or os.cpu_count() or 1
-    unreadable = scan_videos(videos_dir, videos, workers)
+    unreadable = scan_videos(videos_dir, videos, workers, cfg.data)
     if not unreadable:
         print(f"all {len(videos)} videos decode completely")
         return 0

@@ -169,7 +169,22 @@ def explore(cfg: DictConfig) -> dict[str, Path]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explore")
 def main(cfg: DictConfig) -> None:
-    explore(cfg)
+    explore_or_exit(cfg)
+
+
+def explore_or_exit(cfg: DictConfig) -> None:
+    """`explore`, or exit 1 with one `error:` message for a config or split-file problem."""
+    from .config.checks import ConfigError, data_problems, resolve
+    from .data.splits import DatasetIndexError
+
+    try:
+        problems = data_problems(resolve(cfg))
+        if problems:
+            raise ConfigError(problems)
+        explore(cfg)
+    except (ConfigError, DatasetIndexError) as err:
+        # as train and check_data: the message names the file, line and fix; a traceback would bury it
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

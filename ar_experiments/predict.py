@@ -106,10 +106,13 @@ def video_probabilities(model: TrainedModel, video: str | Path) -> torch.Tensor:
         sampling="views",
         temporal_views=settings.temporal_views,
         spatial_crops=settings.spatial_crops,
-        on_bad_video="error",
+        max_aspect_ratio=settings.max_aspect_ratio,
     )
+    item = views[0]
+    if item["video"] is None:  # unreadable: the reason alone, without the training settings' advice
+        raise VideoDecodeError(item["skipped_reason"])
     device = next(model.net.parameters()).device
-    clips = views[0]["video"].to(device)  # uint8 (N, T, H, W, C): the central clip, then every view
+    clips = item["video"].to(device)  # uint8 (N, T, H, W, C): the central clip, then every view
     with torch.inference_mode():
         probabilities = model.net(normalise_clips(clips)).float().softmax(1).cpu()
     return probabilities[1:].mean(0) if len(probabilities) > 1 else probabilities[0]

@@ -22,13 +22,17 @@ from .config import resolvers  # noqa: F401  (registers the resolvers the config
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
     """Fit, test with the best checkpoint, write results.json; return best val top-1.
 
-    Under trainer=ddp/ddp_cpu this process starts the ranks and waits for them.
+    The run folder is held (training/run_lock.py) from before resume planning reads it: one live process
+    writes it. Under trainer=ddp/ddp_cpu this process starts the ranks and waits for them.
     """
     started = time.perf_counter()  # before the imports: the first job of a process pays for them
     from .training.distributed import ranks_to_start, train_on_started_ranks
     from .training.run import log_how_to_resume, run_in_this_process, sweep_group
+    from .training.run_lock import holding
 
-    if processes := ranks_to_start(cfg.trainer):
+    with holding(Path(cfg.paths.output_dir)):
+        if not (processes := ranks_to_start(cfg.trainer)):
+            return run_in_this_process(cfg, wandb_group, started)
         from .training.interruption import RunInterrupted
 
         try:
@@ -36,7 +40,6 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
         except RunInterrupted:
             log_how_to_resume(Path(cfg.paths.output_dir))
             raise
-    return run_in_this_process(cfg, wandb_group, started)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

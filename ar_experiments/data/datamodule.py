@@ -15,6 +15,7 @@ from .splits import SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
+from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class VideoDataModule(pl.LightningDataModule):
         spatial_crops: int = 1,
         test_crop_size: int | None = None,
         on_bad_video: str = "skip",
+        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
         synthetic: dict | None = None,
         cache_dir: str | None = None,
         seed: int = 0,
@@ -83,6 +85,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.train_flip = train_flip
         self.temporal_views, self.spatial_crops = temporal_views, spatial_crops
         self.on_bad_video = on_bad_video
+        self.max_aspect_ratio = max_aspect_ratio
         self.seed = seed
         self.videos_subdir, self.lists_subdir = videos_subdir, lists_subdir
         self.loader_options = {
@@ -127,6 +130,7 @@ class VideoDataModule(pl.LightningDataModule):
             spatial_crops=crops,
             seed=self.seed,
             on_bad_video=self.on_bad_video,
+            max_aspect_ratio=self.max_aspect_ratio,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -26,6 +26,7 @@ from .clips import sample_clip_indices
 from .decode import VideoDecodeError, decode_clip
 from .splits import VideoRecord
 from .transforms import SPATIAL_VIEWS, ClipTransform, crop_clip
+from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class VideoClipDataset(Dataset):
         spatial_crops: int = 1,
         seed: int = 0,
         on_bad_video: str = "skip",
+        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
     ):
         if on_bad_video not in ("skip", "error"):
             raise ValueError(f"data.on_bad_video={on_bad_video!r}; use skip or error")
@@ -73,6 +75,7 @@ class VideoClipDataset(Dataset):
         self.spatial_crops = spatial_crops if sampling == "views" else 1
         self.seed = seed
         self.on_bad_video = on_bad_video
+        self.max_aspect_ratio = max_aspect_ratio
 
     def __len__(self) -> int:
         return len(self.records)
@@ -87,6 +90,10 @@ class VideoClipDataset(Dataset):
         """Clips in one item: the central one, plus the test views when there are several."""
         return 1 + self.views if self.views > 1 else 1
 
+    def _decode(self, video: int, pick) -> np.ndarray:
+        path = str(self.videos_dir / self.records[video].path)
+        return decode_clip(path, pick, self.short_side, self.max_aspect_ratio)
+
     def _clip(self, video: int, rng: np.random.Generator | None) -> tuple[torch.Tensor, int]:
         """The clip and the number of its first frame."""
         mode = "random" if self.sampling == "random" else "center"
@@ -96,7 +103,7 @@ class VideoClipDataset(Dataset):
             picked.append(sample_clip_indices(count, self.frames, self.stride, mode, rng))
             return picked[0]
 
-        frames = decode_clip(str(self.videos_dir / self.records[video].path), pick, self.short_side)
+        frames = self._decode(video, pick)
         return self.transform(frames, rng), int(picked[0][0])
 
     def _views(self, video: int) -> tuple[torch.Tensor, int]:
@@ -114,7 +121,7 @@ class VideoClipDataset(Dataset):
             ]
             return np.concatenate(clips)
 
-        frames = decode_clip(str(self.videos_dir / self.records[video].path), pick, self.short_side)
+        frames = self._decode(video, pick)
         clips = frames.reshape(1 + temporal, self.frames, *frames.shape[1:])
         size, positions = self.transform.crop_size, SPATIAL_VIEWS[self.spatial_crops]
         crops = [crop_clip(clips[0], size, "center")]

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from .video_limits import DEFAULT_MAX_ASPECT_RATIO, frame_size_problem
+
 OPENING_PACKETS = 16  # enough to span a few mini-GOPs of B-frames and see their reorder delay
 HEADER_SLACK = 2
 """Frames a stream may end short of its header's count before it counts as truncated
@@ -66,7 +68,9 @@ def _truncation(path: str, decoded: int, total: int) -> str | None:
     return f"{path} decodes {decoded} of the {total} frames its header lists (truncated?)"
 
 
-def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.ndarray:
+def decode_clip(
+    path: str, sample_indices, short_side: int | None = None, max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO
+) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one clip.
 
     `sample_indices(frame_count) -> indices` picks the frames once the header
@@ -74,14 +78,24 @@ def decode_clip(path: str, sample_indices, short_side: int | None = None) -> np.
     needed frame and stops after the last. A stream that ends within
     HEADER_SLACK frames of the header's count repeats its last frame; one that
     ends earlier, before a frame the clip needs, is truncated: VideoDecodeError,
-    as for a file that decodes to nothing.
+    as for a file that decodes to nothing. Any other error while decoding,
+    converting or scaling is the video's too: a VideoDecodeError naming it.
     """
+    try:
+        return _decode_clip(path, sample_indices, short_side, max_aspect_ratio)
+    except VideoDecodeError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PyAV and swscale raise many kinds; every one is this video's fault
+        raise VideoDecodeError(f"cannot decode {path}: {type(err).__name__}: {err}") from err
+
+
+def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_ratio: float | None) -> np.ndarray:
     in_worker = _in_loader_worker()
     with _open(path) as container:
         stream = _video_stream(container, path, in_worker)
         total = count_frames(stream)
         indices = np.asarray(sample_indices(max(total, 1)))
-        to_rgb = RgbConverter(stream, short_side, in_worker)
+        to_rgb = RgbConverter(stream, short_side, in_worker, path, max_aspect_ratio)
         if indices.min() > 0:
             clip = _decode_after_seek(container, stream, ClipFrames(indices, to_rgb, path, total))
         else:
@@ -129,9 +143,19 @@ class RgbConverter:
     every frame, which costs more than the scaling itself.
     """
 
-    def __init__(self, stream, short_side: int | None, in_worker: bool):
+    def __init__(
+        self,
+        stream,
+        short_side: int | None,
+        in_worker: bool,
+        path: str = "",
+        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
+    ):
         from av.video.reformatter import VideoReformatter
 
+        problem = frame_size_problem(path, stream.codec_context.width, stream.codec_context.height, max_aspect_ratio)
+        if problem:
+            raise VideoDecodeError(problem)
         self.width, self.height = _scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)
         self.threads = 1 if in_worker else 0  # 0: as many as swscale finds useful
         self.reformatter = VideoReformatter()
@@ -257,28 +281,3 @@ def _first_frame(container, stream):
         if first is not None and number >= OPENING_PACKETS:
             break
     return first, lowest_dts, reorder_delay
-
-
-def find_decode_problem(path: str) -> str | None:
-    """Why training could not use the video at `path` (None when it can): decodes every frame."""
-    import av
-
-    try:
-        container = _open(path)
-    except VideoDecodeError as err:
-        return str(err)
-    with container:
-        try:
-            stream = _video_stream(container, path, in_worker=False)
-        except VideoDecodeError as err:
-            return str(err)
-        total, decoded, failure = count_frames(stream), 0, ""
-        try:
-            for _ in container.decode(stream):
-                decoded += 1
-        except (av.FFmpegError, ValueError) as err:
-            failure = f" (decoding stops with: {err})"
-    if decoded == 0:
-        return f"no decodable frames in {path}{failure}"
-    truncated = _truncation(path, decoded, total)
-    return truncated + failure if truncated else None

@@ -8,6 +8,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..data.video_limits import DEFAULT_MAX_ASPECT_RATIO
+
+SET_APART = ("crop_size", "max_aspect_ratio")  # not taken as they are from a data config
+
 
 @dataclass(frozen=True)
 class ViewSettings:
@@ -23,14 +27,17 @@ class ViewSettings:
     crop_size: int
     temporal_views: int = 1
     spatial_crops: int = 1
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
 
     @classmethod
     def from_data_config(cls, data: Any) -> ViewSettings:
         """From a run's `data` config (a DictConfig or dict with the datamodule's arguments)."""
-        settings = {name: int(data[name]) for name in cls.__dataclass_fields__ if name != "crop_size"}
-        return cls(**settings, crop_size=int(data.get("test_crop_size") or data["crop_size"]))
+        settings = {name: int(data[name]) for name in cls.__dataclass_fields__ if name not in SET_APART}
+        crop_size = int(data.get("test_crop_size") or data["crop_size"])
+        max_aspect_ratio = data.get("max_aspect_ratio", DEFAULT_MAX_ASPECT_RATIO)
+        return cls(**settings, crop_size=crop_size, max_aspect_ratio=max_aspect_ratio)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return asdict(self)
 
     @property

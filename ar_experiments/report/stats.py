@@ -20,6 +20,8 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
+from .bootstrap_ci import bca_mean_interval
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MIN_RUNS_TO_CONCLUDE = 3
@@ -37,15 +39,8 @@ def bootstrap_mean_ci(
         # Every resample has the same mean (two runs that agree on every video, or one right wherever the
         # other is wrong), and scipy's BCa would return NaN for it.
         return float(values[0]), float(values[0])
-    result = stats.bootstrap(
-        (values,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    # scipy's stats.bootstrap holds every resample and an n x n jackknife at once: memory grows with n squared
+    return bca_mean_interval(values, n_resamples=n_resamples, seed=seed, confidence=confidence)
 
 
 @dataclass(frozen=True)

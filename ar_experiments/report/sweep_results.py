@@ -7,7 +7,6 @@ any other override that varies across the sweep) and replicates (split and seed)
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+from .results_validation import UNREADABLE, read_results
 
 # The reported accuracy: video-level top-1, averaged over the test views when several were used.
 HEADLINE = "test_top1_multiview"
@@ -53,16 +54,20 @@ class Job:
     folder: Path
     results: dict[str, Any] | None
     overrides: dict[str, str] | None  # None when the job has no .hydra/overrides.yaml
+    problem: str | None = None  # why its results.json or overrides.yaml cannot be believed (file and reason)
 
     @classmethod
     def read(cls, folder: Path) -> Job:
         results_path = folder / "results.json"
         overrides_path = folder / ".hydra" / "overrides.yaml"
-        results = json.loads(results_path.read_text()) if results_path.is_file() else None
-        overrides = (
-            parse_overrides(yaml.safe_load(overrides_path.read_text()) or []) if overrides_path.is_file() else None
-        )
-        return cls(folder, results, overrides)
+        results, problem = read_results(results_path) if results_path.is_file() else (None, None)
+        try:
+            overrides = (
+                parse_overrides(yaml.safe_load(overrides_path.read_text()) or []) if overrides_path.is_file() else None
+            )
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError) as err:
+            overrides, problem = None, problem or f"{overrides_path} cannot be read: {err}"
+        return cls(folder, results, overrides, problem)
 
     @property
     def name(self) -> str:
@@ -75,6 +80,8 @@ class Job:
 
     @property
     def status(self) -> str:
+        if self.problem:
+            return UNREADABLE
         return self.results.get("status", UNFINISHED) if self.results else UNFINISHED
 
     @property
@@ -83,6 +90,8 @@ class Job:
 
     @property
     def error(self) -> str:
+        if self.problem:
+            return self.problem
         if self.results is None:
             last = self.last_log_line()
             return "no results.json: still running, or stopped before it could write one" + (

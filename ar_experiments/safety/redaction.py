@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .atomic import atomic_write_text
 
@@ -31,6 +33,9 @@ REDACTED = "<redacted>"
 SECRET_WORD = re.compile(r"api_?key|access_?key|private_?key|secret|token|passw(?:or)?d|credential", re.IGNORECASE)
 # an environment value shorter than this is too likely to occur by chance to be replaced everywhere
 MIN_SECRET_LENGTH = 8
+# one shorter, down to this, is replaced where it stands as a whole word (not inside a longer one)
+MIN_SHORT_SECRET_LENGTH = 4
+NOT_SECRETS = {"true", "false", "none", "null", "auto", "never", "always"}
 # `name=value` and `name: value` in free text: overrides, log lines, printed dicts
 ASSIGNMENT = re.compile(
     r"(?P<name>[+~]{0,2}[A-Za-z_][\w.\-]*)(?P<sep>['\"]?\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s,'\"\]\})]+)"
@@ -52,17 +57,47 @@ def secret_environment_values() -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+def short_secret_environment_values() -> list[str]:
+    """Values of credential-named environment variables too short to replace inside other words."""
+    values = {
+        v
+        for k, v in os.environ.items()
+        if is_secret_name(k)
+        and MIN_SHORT_SECRET_LENGTH <= len(v) < MIN_SECRET_LENGTH
+        and v.lower() not in NOT_SECRETS  # a flag such as WANDB_DISABLE_TOKEN=true would redact every `true`
+    }
+    return sorted(values, key=len, reverse=True)
+
+
 def redact_text(text: str) -> str:
-    """`text` with environment secrets and the values of secret-named assignments replaced."""
+    """`text` with environment secrets and the values of secret-named assignments replaced.
+
+    Values of other assignments are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
     for value in secret_environment_values():
         text = text.replace(value, REDACTED)
+    for value in short_secret_environment_values():
+        text = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", REDACTED, text)
 
-    def replace(match: re.Match) -> str:
-        if not is_secret_name(match["name"]):
-            return match[0]
-        return f"{match['name']}{match['sep']}{REDACTED}"
+    return _redact_assignments(text)
 
-    return ASSIGNMENT.sub(replace, text)
+
+def _redact_assignments(text: str) -> str:
+    """Secret-named assignments' values replaced; other values are searched in turn (inside quotes too)."""
+    pieces, position = [], 0
+    while match := ASSIGNMENT.search(text, position):
+        name, sep, value = match["name"], match["sep"], match["value"]
+        pieces.append(text[position : match.start()])
+        if is_secret_name(name):
+            pieces.append(f"{name}{sep}{REDACTED}")
+            position = match.end()
+        elif value[:1] in "'\"" and len(value) > 1:
+            pieces.append(f"{name}{sep}{value[0]}{_redact_assignments(value[1:-1])}{value[-1]}")
+            position = match.end()
+        else:  # the value may hold assignments of its own: `+x=[password=...]`, `a: {token: ...}`
+            pieces.append(f"{name}{sep}")
+            position = match.start("value")
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def redact_secrets(value: Any) -> Any:
@@ -124,7 +159,11 @@ def redact_yaml_file(path: Path) -> bool:
     cleaned = redact_secrets(content)
     if cleaned == content:
         return False
-    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(cleaned)))
+    try:
+        text = OmegaConf.to_yaml(OmegaConf.create(cleaned))
+    except OmegaConfBaseException:  # a redacted value broke an interpolation's syntax: plain YAML keeps the record
+        text = yaml.safe_dump(cleaned, sort_keys=False)
+    atomic_write_text(path, text)
     return True
 
 

@@ -21,6 +21,7 @@ import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 
 from .failures import FAIL_FAST, JobFailure, SweepFailed, failure_of, job_folder, job_number
+from .optuna_concurrency import StudyFull, keep_within_n_trials, open_study, stored_trials
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
         self.launcher = _TrialRecorder(self.launcher, self)
 
     def _configure_trials(self, trials, search_space_distributions, fixed_params):
+        if self.storage is not None:  # other searches may share the study: run only what n_trials leaves
+            trials = keep_within_n_trials(list(trials), self.study_size)
         self.asked = list(trials)  # the batch about to be launched, for _TrialRecorder
         return super()._configure_trials(trials, search_space_distributions, fixed_params)
 
@@ -73,6 +76,8 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
     def _sweep(self, arguments: list[str]) -> None:
         try:
             super().sweep(arguments)
+        except StudyFull as full:
+            log.info("%s; this search stops", full)
         except Exception as err:
             if not self.failures:
                 raise
@@ -91,8 +96,8 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
             )
         ensure_sqlite_folder(self.storage)
         study = self._study()
-        finished = sum(trial.state.is_finished() for trial in study.trials)
-        target = self.n_trials
+        finished = stored_trials(study)
+        target = self.study_size = self.n_trials
         self.n_trials = max(0, target - finished)
         self.job_idx = len(study.trials)  # job folders continue the trial numbering
         log.info(
@@ -105,9 +110,7 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
         )
 
     def _study(self) -> optuna.Study:
-        return optuna.create_study(
-            study_name=self.study_name, storage=self.storage, directions=self._get_directions(), load_if_exists=True
-        )
+        return open_study(self.study_name, self.storage, self._get_directions())
 
     def _completed_trials(self) -> int:
         if self.storage is None:

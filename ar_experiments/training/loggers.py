@@ -15,7 +15,7 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ..safety.atomic import atomic_open
-from ..safety.redaction import is_secret_name, redacted_argv
+from ..safety.redaction import is_secret_name, redact_secrets, redacted_argv
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def _without_credentials(name: str, entry: DictConfig) -> dict[str, Any]:
             name,
             ",".join(dropped),
         )
-    return {key: value for key, value in settings.items() if key not in dropped}
+    # nor in a run's name or tags: a name built from ${oc.env:...} would put one into W&B's files
+    return redact_secrets({key: value for key, value in settings.items() if key not in dropped})
 
 
 def _start_wandb(instantiate, entry, config: dict[str, Any], group: str):

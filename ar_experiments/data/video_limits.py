@@ -1,0 +1,30 @@
+"""Refuse, before decoding, videos whose frames scaled to data.short_side would be absurd.
+
+Frames are scaled so their short side is `data.short_side`; the long side
+follows the aspect ratio. A 2x16000 clip of 2 KB would become a frame of
+256 x 2,048,000 pixels (1.5 GB per frame at rgb24). Such a video is the
+video's fault, like a truncated one: it is refused with the reason, skipped
+in training, left out of evaluation, reported by check_data and predict.
+`data.max_aspect_ratio` sets the limit (long side / short side).
+"""
+
+from __future__ import annotations
+
+DEFAULT_MAX_ASPECT_RATIO = 4.0
+"""Wider than any film or phone format (21:9 is 2.33, a portrait phone video 1.78)."""
+
+
+def frame_size_problem(
+    path: str, width: int, height: int, max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO
+) -> str | None:
+    """Why frames of `width` x `height` are refused (None when they are fine)."""
+    if width < 1 or height < 1:
+        return f"{path} has frames of {width}x{height} pixels (no picture)"
+    ratio = max(width, height) / min(width, height)
+    if max_aspect_ratio and ratio > max_aspect_ratio:
+        return (
+            f"{path} has frames of {width}x{height} pixels, an aspect ratio of {ratio:.0f}:1 above "
+            f"data.max_aspect_ratio={max_aspect_ratio:g}; scaled to data.short_side its long side would explode. "
+            "Re-encode it, or raise data.max_aspect_ratio"
+        )
+    return None

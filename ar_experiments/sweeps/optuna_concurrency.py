@@ -1,0 +1,139 @@
+"""One Optuna study, several searches at once: safe creation, and `n_trials` that holds.
+
+Two processes opening a new SQLite study at the same moment both create its
+tables, and one dies (`OperationalError: table studies already exists`,
+`IntegrityError` on alembic_version). `open_study` serialises the opening with
+a lock file beside an SQLite database and retries any storage's creation race.
+
+`n_trials` is the size the study grows to (docs/sweeps.md). Each process asks
+Optuna for trials and Optuna numbers them atomically, so a trial's number says
+how many were asked before it; a trial is *surplus* when the trials numbered
+below it that count already reach `n_trials`. What counts: completed and
+failed trials, and running ones whose process is alive (each running trial
+records its owner's host and pid; a running trial of a killed search counts
+no more, as before). A surplus trial is never run: it is told to Optuna as
+failed with the user attribute `surplus` (which no count includes), and the
+search that asked it stops. Whether trial k is surplus depends only on trials
+numbered below it, so two searches agree whichever checks first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+SQLITE_PREFIX = "sqlite:///"
+SURPLUS = "surplus"
+OWNER = "owner"
+ATTEMPTS = 10
+OWNERLESS_GRACE = timedelta(minutes=1)
+"""A running trial not yet marked with its owner (between ask and launch) counts for this long."""
+
+
+class StudyFull(Exception):
+    """Every trial just asked is surplus: other searches brought the study to n_trials."""
+
+
+@contextmanager
+def _creation_lock(storage: Any):
+    """Exclusive while opening an SQLite study (a no-op for other storages)."""
+    if not (isinstance(storage, str) and storage.startswith(SQLITE_PREFIX)):
+        yield
+        return
+    lock_path = Path(storage[len(SQLITE_PREFIX) :] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_study(study_name: str, storage: Any, directions: list, **options: Any) -> optuna.Study:
+    """`optuna.create_study(..., load_if_exists=True)`, safe when several processes do it at once."""
+    import sqlalchemy.exc
+
+    for attempt in range(ATTEMPTS):
+        try:
+            with _creation_lock(storage):
+                return optuna.create_study(
+                    study_name=study_name, storage=storage, directions=directions, load_if_exists=True, **options
+                )
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            # another process is creating the same tables or study right now: it will be there in a moment
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def owner_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(tag: str) -> bool:
+    host, _, pid = tag.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's process cannot be checked from here: assume it runs
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None = None) -> bool:
+    """Completed, failed or pruned (not surplus), or running in a live process."""
+    if trial.user_attrs.get(SURPLUS):
+        return False
+    if trial.state.is_finished():
+        return True
+    if trial.state != optuna.trial.TrialState.RUNNING:
+        return False
+    owner = trial.user_attrs.get(OWNER)
+    if owner is None:
+        started = trial.datetime_start
+        return started is None or (now or datetime.now()) - started < OWNERLESS_GRACE
+    return _owner_alive(owner)
+
+
+def stored_trials(study: optuna.Study) -> int:
+    """Trials of the stored study that count toward n_trials (finished ones, surplus excluded)."""
+    return sum(trial.state.is_finished() and not trial.user_attrs.get(SURPLUS) for trial in study.trials)
+
+
+def keep_within_n_trials(trials: list[optuna.trial.Trial], n_trials: int) -> list[optuna.trial.Trial]:
+    """The trials just asked that fit in `n_trials`; the surplus ones are told as failed (never run).
+
+    Raises StudyFull when none fits."""
+    if not trials:
+        return trials
+    for trial in trials:
+        trial.set_user_attr(OWNER, owner_tag())
+    study = trials[0].study
+    stored = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    counting = [t.number for t in stored if counts_toward_n_trials(t)]
+    kept, surplus = [], []
+    for trial in sorted(trials, key=lambda t: t.number):
+        below = sum(number < trial.number for number in counting)
+        if below >= n_trials:
+            surplus.append(trial)
+        else:
+            kept.append(trial)
+    for trial in surplus:
+        trial.set_user_attr(SURPLUS, f"hydra.sweeper.n_trials={n_trials} reached by other searches; never run")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if not kept:
+        raise StudyFull(f"the study holds hydra.sweeper.n_trials={n_trials} trials (some run by other searches)")
+    return kept
