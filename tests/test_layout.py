@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "models": {"safety"},
     "sweeps": {"safety"},
     "evaluation": {"data", "safety"},
-    "config": {"data", "models", "sweeps"},
+    "config": {"data", "models", "sweeps", "safety"},
     "training": {"config", "data", "models", "evaluation", "sweeps", "safety"},
     "report": {"safety", "sweeps"},  # sweeps: the names of the progress files it reads
 }

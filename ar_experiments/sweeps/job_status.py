@@ -13,6 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from ..safety.atomic import atomic_write_json
+from ..safety.redaction import redact_text
+from ..safety.secret_names import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class JobStatusCallback(Callback):
         status = {
             "num": int(hydra.job.num),
             "job": job_dir.name,
-            "run_name": str(config.get("run_name", job_dir.name)),
+            "run_name": safe_name(config.get("run_name", job_dir.name)),  # printed and kept: no credential
             "state": RUNNING,
             "started_at": time.time(),
             "pid": os.getpid(),
@@ -100,7 +102,7 @@ class JobStatusCallback(Callback):
         fields["seconds"] = round(fields["ended_at"] - status.get("started_at", fields["ended_at"]), 1)
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # .return_value would re-raise it
-            fields.update(state=FAILED, error=f"{type(error).__name__}: {error}")
+            fields.update(state=FAILED, error=redact_text(f"{type(error).__name__}: {error}"))
         else:
             before = status.get("completed_before")
             unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before

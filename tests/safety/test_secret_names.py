@@ -72,7 +72,7 @@ def test_secrets_in_run_names_and_quoted_overrides_reach_no_file_or_folder_name(
     secrets = (LONG_SECRET, SHORT_SECRET, *QUOTED)
     for secret in secrets:
         assert secret not in result.stdout + result.stderr
-    (job,) = [path for path in sweep.iterdir() if path.is_dir()]
+    (job,) = [path for path in sweep.iterdir() if path.is_dir() and not path.name.startswith(".")]  # .progress/
     assert job.name == "0-r-REDACTED"
     paths = list(sweep.rglob("*"))
     for expected in ("multirun.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "results.json", "checkpoints"):
