@@ -1,2 +1,2 @@
-"""One run: the LightningModule, callbacks, loggers, resume, interruption, DDP start and the run record
-(results.json). May import data/, models/, evaluation/, config/, sweeps/ and safety/."""
+"""One run: the LightningModule, callbacks, loggers, resume, interruption, DDP start, the run folder's
+lock and the run record (results.json). May import data/, models/, evaluation/, config/, sweeps/ and safety/."""
