@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..safety.secret_names import safe_name
-from ..sweeps.cpu_share import progress_bar, threads_per_job
+from ..sweeps.cpu_share import console_log_level, progress_bar, threads_per_job
 
 REPO_DIR = Path(__file__).resolve().parents[2]  # a checkout of the project: conf/ beside ar_experiments/
 CONF_DIR = REPO_DIR / "conf"
@@ -41,6 +41,7 @@ RESOLVERS = {
     "ar.threads_per_job": threads_per_job,
     "ar.loader_workers": loader_workers,
     "ar.progress_bar": progress_bar,
+    "ar.console_log_level": console_log_level,
     "ar.safe_name": safe_name,
 }
 

@@ -47,6 +47,12 @@ def progress_bar() -> bool:
     return n_jobs is None or parallel_jobs(int(n_jobs), os.cpu_count() or 1) == 1
 
 
+def console_log_level() -> str:
+    """A job's console logging: INFO, or WARNING while several joblib jobs share the console (everything
+    still goes to each job's train.log; the console keeps warnings and the sweep's own lines)."""
+    return "INFO" if progress_bar() else "WARNING"
+
+
 def limit_threads(cfg: DictConfig) -> None:
     """Apply `threads_per_job`: PyTorch's CPU threads, and at most as many data loader workers."""
     threads = cfg.get("threads_per_job")

@@ -196,6 +196,8 @@ def test_six_job_sweep_two_at_a_time_reports_progress_then_resumes(tiny_dataset,
     assert "about" in lines[0][2] and "left" in lines[0][2] and "left" not in lines[-1][2]
     assert "2 failed" in lines[-1][2]
     assert "Epoch 0:" not in first.stdout + first.stderr, "no per-job progress bars with two jobs at once"
+    assert "train," not in first.stdout, "the jobs' INFO lines go to their train.log, not between the sweep's lines"
+    assert "train," in (sweep / "0-x3d_xs-4f-split1" / "train.log").read_text()
 
     progress = json.loads((sweep / "progress.json").read_text())
     assert {key: progress[key] for key in ("status", "total", "completed", "failed", "running", "pending")} == {
