@@ -61,7 +61,7 @@ def _stream_seconds(stream) -> float | None:
         return container_microseconds / 1_000_000 if container_microseconds else None
 
 
-def _truncation(path: str, decoded: int, total: int) -> str | None:
+def truncation_problem(path: str, decoded: int, total: int) -> str | None:
     """The complaint about a stream that ends before its header's frame count, if it ends too early."""
     if decoded >= total - HEADER_SLACK:
         return None
@@ -91,8 +91,8 @@ def decode_clip(
 
 def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_ratio: float | None) -> np.ndarray:
     in_worker = _in_loader_worker()
-    with _open(path) as container:
-        stream = _video_stream(container, path, in_worker)
+    with open_video(path) as container:
+        stream = video_stream(container, path, in_worker)
         total = count_frames(stream)
         indices = np.asarray(sample_indices(max(total, 1)))
         to_rgb = RgbConverter(stream, short_side, in_worker, path, max_aspect_ratio)
@@ -101,9 +101,9 @@ def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_r
         else:
             clip = _decode_from_start(container, stream, ClipFrames(indices, to_rgb, path, total), path)
     if clip is None:  # timestamps could not number the frames: count them from the start
-        with _open(path) as container:
+        with open_video(path) as container:
             clip = _decode_from_start(
-                container, _video_stream(container, path, in_worker), ClipFrames(indices, to_rgb, path, total), path
+                container, video_stream(container, path, in_worker), ClipFrames(indices, to_rgb, path, total), path
             )
     if clip is None:
         raise VideoDecodeError(f"no decodable frames in {path}")
@@ -117,7 +117,7 @@ def _in_loader_worker() -> bool:
     return get_worker_info() is not None
 
 
-def _open(path):
+def open_video(path):
     import av
 
     if os.path.isfile(path) and os.path.getsize(path) == 0:
@@ -128,7 +128,7 @@ def _open(path):
         raise VideoDecodeError(f"cannot open video {path}: {err}") from err
 
 
-def _video_stream(container, path, in_worker: bool):
+def video_stream(container, path, in_worker: bool):
     if not container.streams.video:
         raise VideoDecodeError(f"no video stream in {path}")
     stream = container.streams.video[0]
@@ -199,7 +199,7 @@ class ClipFrames:
             return None
         missing = [row for number, rows in self.rows.items() if number > last_number for row in rows]
         if missing:
-            truncated = _truncation(self.path, last_number + 1, self.total)
+            truncated = truncation_problem(self.path, last_number + 1, self.total)
             if truncated:
                 raise VideoDecodeError(truncated)
             self._write(last_frame, missing)

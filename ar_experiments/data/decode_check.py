@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decode import RgbConverter, VideoDecodeError, _open, _truncation, _video_stream, count_frames
+from .decode import RgbConverter, VideoDecodeError, count_frames, open_video, truncation_problem, video_stream
 from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 
 
@@ -17,12 +17,12 @@ def find_decode_problem(
     to RGB), so a video the loader would refuse or fail on is reported here too.
     """
     try:
-        container = _open(path)
+        container = open_video(path)
     except VideoDecodeError as err:
         return str(err)
     with container:
         try:
-            stream = _video_stream(container, path, in_worker=False)
+            stream = video_stream(container, path, in_worker=False)
             to_rgb = RgbConverter(stream, short_side, False, path, max_aspect_ratio)
         except VideoDecodeError as err:
             return str(err)
@@ -38,5 +38,5 @@ def find_decode_problem(
             failure = f" (decoding stops with: {type(err).__name__}: {err})"
     if decoded == 0:
         return f"no decodable frames in {path}{failure}"
-    truncated = _truncation(path, decoded, total)
+    truncated = truncation_problem(path, decoded, total)
     return truncated + failure if truncated else None
