@@ -39,3 +39,11 @@ class SignalAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step and trainer.global_rank == 0:
             os.kill(os.getppid() if self.to_parent else os.getpid(), self.signum)
+
+
+class FirstEpochBest(pl.Callback):
+    """Logs `probe/first_best`, highest at epoch 0: monitored with mode=max, the first epoch's checkpoint is the
+    best, so the run tests a checkpoint older than its last epoch."""
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        pl_module.log("probe/first_best", -float(trainer.current_epoch))

@@ -49,7 +49,7 @@ REAL_SIZE_DATA = [
 ]
 QUICK_DATA = [
     "data=synthetic",
-    "data.synthetic.classes=[MoveRight,MoveLeft,Grow]",
+    "data.synthetic.classes=[MoveRight,MoveLeft,RotateClockwise]",
     "data.synthetic.clips_per_group=[1,1]",
     "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",

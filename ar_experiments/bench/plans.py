@@ -34,6 +34,6 @@ LAYOUT_CLASSES, LAYOUT_TRAIN_CLIPS_PER_GROUP = 20, 5
 REAL_SIZE_MODELS = {"x3d_m": ["model=x3d_m", "frames=16"], "slowfast": ["model=slowfast", "frames=32"]}
 SYNTHETIC_MODELS = {"x3d_m": ["model=x3d_m"], "slowfast": ["model=slowfast"]}
 TINY_SYNTHETIC = [
-    "data.synthetic.classes=[MoveRight,MoveLeft,Grow]",
+    "data.synthetic.classes=[MoveRight,MoveLeft,RotateClockwise]",
     "data.synthetic.clips_per_group=[1,1]",
 ]

@@ -50,8 +50,18 @@ VARIANTS = {
             ("model.compile=true", "model.compile_mode=reduce-overhead"),
             "torch.compile with CUDA graphs (reduce-overhead)",
         ),
-        Variant("pointwise-matmul", ("model.pointwise_matmul=true",), "1x1x1 convolutions as matrix multiplies"),
-        Variant("pointwise-conv", ("model.pointwise_matmul=false",), "1x1x1 convolutions as PyTorch's Conv3d"),
+        Variant(
+            "pointwise-matmul", ("model.pointwise_matmul=true",), "1x1x1 and kx1x1 convolutions as matrix multiplies"
+        ),
+        Variant(
+            "pointwise-conv", ("model.pointwise_matmul=false",), "1x1x1 and kx1x1 convolutions as PyTorch's Conv3d"
+        ),
+        Variant(
+            "depthwise-stock",
+            ("model.depthwise_grad=false",),
+            "depthwise convolutions' input gradient by PyTorch's backward",
+            models=("x3d_xs", "x3d_s", "x3d_m", "x3d_l"),
+        ),
         Variant("sgd-fused", ("optimizer=sgd",), "SGD (fused step) instead of the seed's ASGD"),
         Variant("workers-8", ("data.num_workers=8",), "8 loader workers"),
         Variant("prefetch-4", ("data.prefetch_factor=4",), "4 batches in flight per worker"),

@@ -1,8 +1,9 @@
 """Generate the embedded synthetic dataset: real XVID AVI files in the UCF101 layout.
 
-Every class is a motion that one frame cannot reveal (an object moving right vs
-left, growing vs shrinking, ...). Position, speed, size, colour, background and
-noise vary per clip; the clips of one group share a background style, as the
+Every class is a motion of the whole scene that one frame cannot reveal: the
+camera's view of a random texture moves right or left, up or down (or
+diagonally), or turns. The texture, its place and angle in the first frame, the speed and the
+noise vary per clip; the clips of one group share a colour palette, as the
 clips of one UCF101 group share an actor and a scene.
 """
 
@@ -16,6 +17,7 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -24,21 +26,26 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MOTIONS = {
-    "MoveRight": (1.0, 0.0, 0.0, 0.0),
-    "MoveLeft": (-1.0, 0.0, 0.0, 0.0),
-    "MoveUp": (0.0, -1.0, 0.0, 0.0),
-    "MoveDown": (0.0, 1.0, 0.0, 0.0),
-    "Grow": (0.0, 0.0, 1.0, 0.0),
-    "Shrink": (0.0, 0.0, -1.0, 0.0),
-    "RotateClockwise": (0.0, 0.0, 0.0, 1.0),
-    "RotateCounterClockwise": (0.0, 0.0, 0.0, -1.0),
+    "MoveRight": ("shift", (1.0, 0.0)),
+    "MoveLeft": ("shift", (-1.0, 0.0)),
+    "MoveUp": ("shift", (0.0, -1.0)),
+    "MoveDown": ("shift", (0.0, 1.0)),
+    "MoveUpRight": ("shift", (math.sqrt(0.5), -math.sqrt(0.5))),
+    "MoveUpLeft": ("shift", (-math.sqrt(0.5), -math.sqrt(0.5))),
+    "MoveDownRight": ("shift", (math.sqrt(0.5), math.sqrt(0.5))),
+    "MoveDownLeft": ("shift", (-math.sqrt(0.5), math.sqrt(0.5))),
+    "RotateClockwise": ("turn", 1.0),
+    "RotateCounterClockwise": ("turn", -1.0),
 }
-"""Class name -> (dx, dy, growth, rotation) direction of the motion."""
+"""Class name -> how the whole scene moves: shifted (x, y direction) or turned (clockwise +1).
+
+No zooms: a zoom changes the texture's grain from frame to frame, so its first or last frame
+would tell in from out."""
 
 GROUPS_PER_CLASS = 25
 SPLIT_COUNT = 3
 TEST_GROUPS_PER_SPLIT = 7  # UCF101 tests on 7 of the 25 groups per class
-GENERATOR_VERSION = 1  # bump when render_clip changes, so caches regenerate
+GENERATOR_VERSION = 4  # bump when render_clip changes, so caches regenerate
 
 
 @dataclass(frozen=True)
@@ -51,12 +58,12 @@ class SyntheticSpec:
     height: int = 48
     fps: int = 25
     seconds: tuple[float, float] = (3.0, 4.0)
-    noise: float = 6.0
-    clutter: float = 12.0  # amplitude of the background texture
-    scenes: int = 8  # backgrounds shared across classes; each group films one
-    pattern: float = 2.0  # checker squares per object half-size (0: plain objects)
-    object_size: tuple[float, float] = (0.14, 0.22)  # half-size, as a fraction of the height
-    travel: tuple[float, float] = (0.4, 0.6)  # distance moved over a clip, as a fraction of the frame
+    noise: float = 4.0  # per-pixel noise of every frame (grey levels, standard deviation)
+    scenes: int = 8  # colour palettes shared across classes; each group films one
+    grain: tuple[float, float] = (1.5, 2.5)  # size of the texture's blobs (pixels: its smoothing's sigma)
+    edges: float = 0.0  # 0: smooth blobs; > 0: patches with sharp borders (the steepness of a tanh)
+    contrast: float = 45.0  # grey levels, standard deviation of the texture
+    speed: tuple[float, float] = (0.25, 0.45)  # pixels per frame (turns: at half the height from the centre)
     seed: int = 0
 
     @classmethod
@@ -78,66 +85,86 @@ class SyntheticSpec:
 
 
 def _scene(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
-    """A background: colour, gradient and texture (a 'scene')."""
-    h, w = spec.height, spec.width
-    base = rng.uniform(20, 200, size=3)
-    gradient = rng.uniform(-60, 60, size=3)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, 2 * math.pi)
-    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)[..., None]
-    stripes = spec.clutter * np.sin(xx / rng.uniform(3, 9) + yy / rng.uniform(3, 9))[..., None]
-    background = base + gradient * ramp + stripes
-    return {"background": background.astype(np.float32)}
+    """A palette (a 'scene'): a base colour and the two colours its texture mixes in."""
+    base = rng.uniform(70, 185, size=3)
+    mix = rng.normal(0, 1, size=(2, 3))
+    mix *= spec.contrast / np.linalg.norm(mix, axis=1, keepdims=True) * math.sqrt(3)
+    return {"base": base.astype(np.float32), "mix": mix.astype(np.float32)}
 
 
-def _object_mask(shape: str, cx: float, cy: float, size: float, angle: float, h: int, w: int):
-    """Pixels covered by the object, and each pixel's coordinates in the object's frame."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = xx - cx, yy - cy
-    # rotate coordinates into the object's frame
-    c, s = math.cos(angle), math.sin(angle)
-    u, v = c * dx + s * dy, -s * dx + c * dy
-    if shape == "bar":
-        mask = (np.abs(u) <= size) & (np.abs(v) <= size * 0.35)
-    elif shape == "triangle":
-        mask = (v <= size * 0.6) & (v >= -size) & (np.abs(u) <= (v + size) * 0.55)
-    else:
-        mask = (np.abs(u) <= size * 0.8) & (np.abs(v) <= size * 0.5)  # rectangle
-    return mask, u / size, v / size
+def texture_size(spec: SyntheticSpec) -> int:
+    """Pixels a side of the periodic scene texture: a power of two, twice the frame's longer side, so a
+    frame never shows the same place twice (64x48 frames: 128)."""
+    return 1 << math.ceil(math.log2(2 * max(spec.width, spec.height)))
+
+
+def _field(rng: np.random.Generator, size: int, sigma: float, edges: float) -> np.ndarray:
+    """A periodic, isotropic random field (S, S) of unit variance: smooth blobs, or patches with sharp borders."""
+    f = np.fft.fftfreq(size)
+    radius2 = f[:, None] ** 2 + f[None, :] ** 2
+    spectrum = np.fft.fft2(rng.normal(size=(size, size))) * np.exp(-2 * (math.pi * sigma) ** 2 * radius2)
+    field = np.fft.ifft2(spectrum).real
+    field = (field - field.mean()) / field.std()
+    if edges:
+        field = np.tanh(edges * field)
+        field /= field.std()
+    return field
+
+
+def _texture(style: dict, rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
+    """A periodic, isotropic random texture (S, S, 3): its statistics are the same at every place and angle."""
+    size, sigma = texture_size(spec), rng.uniform(*spec.grain)
+    stacked = np.stack([_field(rng, size, sigma, spec.edges) for _ in range(2)], -1)  # (S, S, 2)
+    return (style["base"] + stacked @ style["mix"]).astype(np.float32)
+
+
+def _sample(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of the periodic `texture` (S, S, C), S a power of two, at float coordinates, wrapping around."""
+    size = texture.shape[0]
+    flat = texture.reshape(size * size, -1)
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    mask = size - 1  # & wraps negative coordinates too
+    x0, y0 = x0.astype(np.int32) & mask, y0.astype(np.int32) & mask
+    x1, y1 = (x0 + 1) & mask, (y0 + 1) & mask
+    y0, y1 = y0 * size, y1 * size
+    top = flat[y0 + x0] * (1 - fx) + flat[y0 + x1] * fx
+    bottom = flat[y1 + x0] * (1 - fx) + flat[y1 + x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of one clip of the given motion class."""
+    """Frames (T, H, W, 3) uint8 of one clip: the camera's view of a textured scene that moves as `motion` says.
+
+    The texture is periodic and isotropic, and the view starts at a uniformly random place and
+    angle, so every single frame is a sample of the same random scene whatever the class: only
+    how frames follow one another tells the motion (`tests/data/test_synthetic_motion.py`).
+    """
     h, w = spec.height, spec.width
     n_frames = int(round(rng.uniform(*spec.seconds) * spec.fps))
-    dx, dy, growth, spin = MOTIONS[motion]
-    shape = ["rectangle", "bar", "triangle"][rng.integers(3)]
-    colour = rng.uniform(0, 255, size=3)
-    # keep the object visible against the background
-    if np.abs(colour - style["background"].mean((0, 1))).max() < 90:
-        colour = 255.0 - colour
-    size0 = rng.uniform(*spec.object_size) * h
-    travel = rng.uniform(*spec.travel)
-    steps = np.linspace(-0.5, 0.5, n_frames)
-    cx0 = w / 2 + rng.uniform(-0.1, 0.1) * w
-    cy0 = h / 2 + rng.uniform(-0.1, 0.1) * h
-    angle0 = rng.uniform(0, 2 * math.pi)
-    rate = rng.uniform(0.8, 1.2)
-    jitter = rng.normal(0, 0.4, size=(n_frames, 2))
-    frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
-    for t, p in enumerate(steps):
-        cx = cx0 + dx * travel * w * p * rate + jitter[t, 0]
-        cy = cy0 + dy * travel * h * p * rate + jitter[t, 1]
-        size = size0 * (1.0 + growth * 1.1 * p * rate)
-        angle = angle0 + spin * math.pi * 0.9 * p * rate
-        mask, u, v = _object_mask(shape, cx, cy, size, angle, h, w)
-        # a checker pattern painted on the object moves, turns and scales with it
-        checker = (np.floor(u[mask] * spec.pattern) + np.floor(v[mask] * spec.pattern)) % 2
-        frame = style["background"].copy()
-        frame[mask] = colour * (1.0 - 0.45 * checker[:, None])
-        frame += rng.normal(0, spec.noise, size=frame.shape)
-        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
-    return frames
+    kind, direction = MOTIONS[motion]
+    speed = float(rng.uniform(*spec.speed))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = (w - 1) / 2 + float(rng.uniform(-0.1, 0.1)) * w, (h - 1) / 2 + float(rng.uniform(-0.1, 0.1)) * h
+    dx, dy = xx - cx, yy - cy
+    t = np.arange(n_frames, dtype=np.float32)[:, None, None]
+
+    def view(texture: np.ndarray, layer_speed: float) -> np.ndarray:
+        # where each pixel's content was at the first frame, in screen coordinates (all frames at once);
+        # the first frame's view of the texture starts at a random place, turned by a random angle
+        origin = [float(o) for o in rng.uniform(0, texture_size(spec), size=2)]
+        angle0 = float(rng.uniform(0, 2 * math.pi))
+        c0, s0 = math.cos(angle0), math.sin(angle0)
+        if kind == "shift":
+            u, v = dx - layer_speed * t * direction[0], dy - layer_speed * t * direction[1]
+        else:
+            back = -direction * layer_speed / (h / 2) * t
+            u, v = np.cos(back) * dx - np.sin(back) * dy, np.sin(back) * dx + np.cos(back) * dy
+        return _sample(texture, origin[0] + c0 * u - s0 * v, origin[1] + s0 * u + c0 * v)
+
+    frames = view(_texture(style, rng, spec), speed)
+    frames += spec.noise * rng.standard_normal((n_frames, h, w, 3), dtype=np.float32)
+    return np.clip(frames, 0, 255).astype(np.uint8)
 
 
 def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
@@ -181,21 +208,33 @@ def _write_split_files(root: Path, spec: SyntheticSpec, videos: list[tuple[str, 
         (lists / f"testlist0{k}.txt").write_bytes((crlf.join(test) + crlf).encode())
 
 
-def generate(root: Path, spec: SyntheticSpec) -> None:
-    """Write the whole dataset into `root` (UCF-101/ and ucfTrainTestlist/)."""
+def _write_clip(root: Path, rel: str, motion: str, style: dict, seed: tuple[int, ...], spec: SyntheticSpec) -> None:
+    write_avi(root / "UCF-101" / rel, render_clip(motion, style, np.random.default_rng(seed), spec), spec.fps)
+
+
+def generate(root: Path, spec: SyntheticSpec, threads: int | None = None) -> None:
+    """Write the whole dataset into `root` (UCF-101/ and ucfTrainTestlist/).
+
+    Every clip draws from its own seed (the spec's seed, class, group and clip number), so the
+    files are the same however many threads render and encode them (default: one per core).
+    """
     rng = np.random.default_rng(spec.seed)
-    videos = []
+    videos, work = [], []
     # Scenes come from one palette shared by all classes: every group films one scene,
     # as a UCF101 group shares actor and scene, but the scene never tells the class.
     palette = [_scene(rng, spec) for _ in range(spec.scenes)]
-    for cls in spec.classes:
+    for k, cls in enumerate(spec.classes):
         (root / "UCF-101" / cls).mkdir(parents=True, exist_ok=True)
         for group in range(1, GROUPS_PER_CLASS + 1):
             style = palette[(group - 1) % spec.scenes]
             for clip in range(1, int(rng.integers(spec.clips_per_group[0], spec.clips_per_group[1] + 1)) + 1):
                 rel = f"{cls}/v_{cls}_g{group:02d}_c{clip:02d}.avi"
-                write_avi(root / "UCF-101" / rel, render_clip(cls, style, rng, spec), spec.fps)
+                work.append((root, rel, cls, style, (spec.seed, k, group, clip), spec))
                 videos.append((cls, group, rel))
+    # threads, not processes: NumPy and the encoder release the GIL for most of the work, and a
+    # sweep's job (a joblib worker process) could not start processes of its own
+    with ThreadPoolExecutor(threads or len(os.sched_getaffinity(0))) as pool:
+        list(pool.map(lambda args: _write_clip(*args), work))
     _write_split_files(root, spec, videos, _split_test_groups(rng))
 
 

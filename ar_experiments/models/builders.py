@@ -15,6 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .depthwise import DEPTHWISE_GRAD, DepthwiseConv3d, use_depthwise_grad
+from .pointwise import POINTWISE_MATMUL, PointwiseConv3d, matmul_wins, use_pointwise_matmul
+
+__all__ = ["POINTWISE_MATMUL", "PointwiseConv3d", "matmul_wins", "use_pointwise_matmul"]  # also importable from here
+
 MIN_CROP = 32  # every model downsamples space by 32
 
 
@@ -39,69 +44,11 @@ ARCHITECTURES = {
 }
 
 
-POINTWISE_MATMUL = ("auto", True, False)
-"""model.pointwise_matmul: auto (the matrix multiply on the CPU, PyTorch's Conv3d elsewhere), always, never."""
-
-
-def matmul_wins(setting: str | bool, device: torch.device) -> bool:
-    """Whether a 1x1x1 convolution runs as a matrix multiply on `device` under `model.pointwise_matmul=setting`.
-
-    On the CPU the matrix multiply is 2-16x faster per layer; on an H200 (torch 2.11,
-    bf16) it made SlowFast R50's step 14% slower and X3D-M's no faster, so `auto`
-    keeps PyTorch's Conv3d there.
-    """
-    return setting is True or (setting == "auto" and device.type == "cpu")
-
-
-class PointwiseConv3d(nn.Conv3d):
-    """A 1x1x1 Conv3d computed as one matrix multiply over channels where that is faster.
-
-    Same parameters, same names, same result; on the CPU PyTorch runs these
-    through a general 3D convolution whose backward pass is 2-16x slower than
-    the matrix multiply (X3D-M has 88 of them: with them and fused optimiser
-    steps its one-thread training step runs ~1.7x faster; `python -m
-    ar_experiments.bench` measures them as kernels_vs_stock). On a channels-last-3d
-    tensor the permutes are views, so no copy is made. Which of the two runs is
-    decided at every call from the input's device (`matmul_wins`), so a network
-    moved to a GPU after it was built does what suits the GPU.
-    """
-
-    matmul: str | bool = "auto"  # model.pointwise_matmul; set per layer by use_pointwise_matmul
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not matmul_wins(self.matmul, x.device):
-            return super().forward(x)
-        if self.stride != (1, 1, 1):
-            x = x[:, :, :: self.stride[0], :: self.stride[1], :: self.stride[2]]
-        y = nn.functional.linear(x.movedim(1, -1), self.weight.flatten(1), self.bias)
-        return y.movedim(-1, 1)
-
-
-def use_pointwise_matmul(net: nn.Module, setting: str | bool = "auto") -> int:
-    """Swap every 1x1x1, ungrouped, unpadded Conv3d of `net` for a PointwiseConv3d, in place; returns how many."""
-    swapped = 0
-    for module in net.modules():
-        if (
-            type(module) is nn.Conv3d
-            and module.kernel_size == (1, 1, 1)
-            and module.groups == 1
-            and module.padding == (0, 0, 0)
-            and module.dilation == (1, 1, 1)
-            and module.padding_mode == "zeros"
-        ):
-            module.__class__ = PointwiseConv3d  # same state: parameters, buffers and hooks stay as they are
-            module.matmul = setting
-            # SlowFast's fusion strides are numpy integers, which torch.compile cannot compare with a tuple
-            module.stride = tuple(int(step) for step in module.stride)
-            swapped += 1
-    return swapped
-
-
 def use_stock_conv3d(net: nn.Module) -> int:
-    """Undo `use_pointwise_matmul` and `use_fp32_depthwise`: PyTorch's own Conv3d again (the bench's baseline)."""
+    """Undo the kernel swaps (pointwise matmul, fp32 and flipped-kernel depthwise): PyTorch's Conv3d, the baseline."""
     restored = 0
     for module in net.modules():
-        if type(module) in (PointwiseConv3d, Fp32DepthwiseConv3d):
+        if type(module) in (PointwiseConv3d, Fp32DepthwiseConv3d, DepthwiseConv3d):
             module.__class__ = nn.Conv3d
             module.__dict__.pop("matmul", None)
             restored += 1
@@ -152,6 +99,7 @@ class VideoNet(nn.Module):
         channels_last: bool = False,
         pointwise_matmul: str | bool = "auto",
         depthwise_fp32: bool = False,
+        depthwise_grad: str | bool = "auto",
     ):
         super().__init__()
         self.net = net
@@ -161,6 +109,10 @@ class VideoNet(nn.Module):
             use_pointwise_matmul(self.net, pointwise_matmul)
         if depthwise_fp32:
             use_fp32_depthwise(self.net)
+        if depthwise_grad not in DEPTHWISE_GRAD:
+            raise ValueError(f"model.depthwise_grad={depthwise_grad!r}; choose auto or false")
+        if depthwise_grad == "auto":
+            use_depthwise_grad(self.net)
         self.name = name
         self.slowfast_alpha = slowfast_alpha
         # channels-last-3d makes X3D's depthwise 3D convolutions ~2x faster on CPU (measured by bench)
@@ -260,6 +212,7 @@ def build_model(
     channels_last: bool = False,
     pointwise_matmul: str | bool = "auto",
     depthwise_fp32: bool = False,
+    depthwise_grad: str | bool = "auto",
 ) -> VideoNet:
     """A randomly initialised network for `frames`-frame clips of `crop_size` pixels.
 
@@ -279,6 +232,7 @@ def build_model(
             "channels_last": channels_last,
             "pointwise_matmul": pointwise_matmul,
             "depthwise_fp32": depthwise_fp32,
+            "depthwise_grad": depthwise_grad,
         }
         if arch.family == "x3d":
             return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name, None, **kernels)

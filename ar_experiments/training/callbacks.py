@@ -13,12 +13,15 @@ import torch
 class TrainingThroughput(pl.Callback):
     """Seconds spent in training epochs (validation excluded), clips trained on, and when the first step began.
 
-    The totals travel in checkpoints, so a resumed run reports the whole run's throughput.
+    The totals travel in checkpoints, so a resumed run reports the whole run's throughput. Once
+    training has ended they are final: testing the best checkpoint restores callback states too,
+    and would otherwise roll them back to that epoch's.
     """
 
     def __init__(self):
         self.train_seconds = 0.0
         self.clips = 0
+        self.finished = False
         self.first_step_at: float | None = None  # time.perf_counter() when the first batch was ready
         self._epoch_start: float | None = None
 
@@ -47,6 +50,7 @@ class TrainingThroughput(pl.Callback):
         # under DDP every rank counted its own clips; the run's throughput counts all of them
         local = torch.tensor(float(self.clips), device=pl_module.device)
         self.clips = int(trainer.strategy.reduce(local, reduce_op="sum"))
+        self.finished = True
 
     def state_dict(self) -> dict:
         return {"train_seconds": self.train_seconds, "clips": self.clips}
@@ -59,6 +63,8 @@ class TrainingThroughput(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         from pytorch_lightning.utilities import rank_zero_only
 
+        if self.finished:
+            return
         self.train_seconds = state_dict.get("train_seconds", 0.0)
         self.clips = state_dict.get("clips", 0) if getattr(rank_zero_only, "rank", 0) == 0 else 0
 

@@ -27,5 +27,36 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        with atomic_open(path, "wb") as handle:
-            torch.save(checkpoint, handle)
+        try:
+            with atomic_open(path, "wb") as handle:
+                torch.save(checkpoint, handle)
+        except (OSError, RuntimeError) as error:
+            raise_if_disk_full(path, error)
+            raise
+
+
+# below this many bytes free after a failed write, the disk being full is the likely cause
+FULL_DISK_BYTES = 256 * 2**20
+
+
+def raise_if_disk_full(path, error: BaseException) -> None:
+    """Raise a plain "disk full" error for a checkpoint write that failed on a (nearly) full disk.
+
+    torch.save on a full disk fails inside its zip writer with "[enforce fail at
+    inline_container.cc] unexpected pos ...", which names neither the file nor the cause.
+    """
+    import shutil
+    from pathlib import Path
+
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < FULL_DISK_BYTES:
+        raise OSError(
+            f"cannot write checkpoint {path}: the disk is full ({free / 2**20:.0f} MiB free in {folder}). "
+            "Free some space (`make clean` removes outputs/ and multirun/; a SlowFast R50 checkpoint takes "
+            "~400 MB) and run the same command again: finished runs are kept, and a sweep rerun with "
+            "hydra.sweep.dir=<its folder> skips them and resumes the others from checkpoints/last.ckpt"
+        ) from error

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 BUILD_KEYS = (
     *("name", "frames", "crop_size", "dropout", "slowfast_alpha", "channels_last"),
-    *("pointwise_matmul", "depthwise_fp32"),
+    *("pointwise_matmul", "depthwise_fp32", "depthwise_grad"),
 )
 # keys of the optimizer config that are this project's, not arguments of the torch optimiser
 OPTIMIZER_EXTRAS = ("head_lr_mult", "lr_scaling", "reference_batch_size", "average_from_epoch")

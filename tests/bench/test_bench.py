@@ -18,7 +18,7 @@ from ar_experiments.bench.figures import Measurement, Pooled, figure_entry, tabl
 from ar_experiments.bench.projection import UCF101_SPLIT1, grid_hours, run_seconds
 from ar_experiments.bench.variants import SEED, pick
 
-TINY_SYNTHETIC = ["data.synthetic.classes=[MoveRight,MoveLeft,Grow]", "data.synthetic.clips_per_group=[1,1]"]
+TINY_SYNTHETIC = ["data.synthetic.classes=[MoveRight,MoveLeft,RotateClockwise]", "data.synthetic.clips_per_group=[1,1]"]
 
 
 # --- figures from pooled rates --------------------------------------------------------------------

@@ -18,7 +18,7 @@ def test_layout_and_split_files_follow_ucf101(tiny_dataset):
 
 
 def test_videos_are_mpeg4_part2_with_the_xvid_tag(tiny_dataset):
-    video = next((tiny_dataset / "UCF-101" / "Grow").glob("*.avi"))
+    video = next((tiny_dataset / "UCF-101" / "RotateClockwise").glob("*.avi"))
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "mpeg4"

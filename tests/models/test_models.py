@@ -93,12 +93,18 @@ def test_pointwise_conv_as_matmul_matches_conv3d(stride, channels_last):
 @pytest.mark.parametrize("name", ["x3d_m", "slowfast"])
 def test_models_use_the_matmul_pointwise_conv_and_keep_pytorchvideo_names(name):
     from ar_experiments.models.builders import PointwiseConv3d
+    from ar_experiments.models.depthwise import DepthwiseConv3d
 
     model = build_model(name, num_classes=3, frames=8, crop_size=32)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
-    pointwise = [m for m in convs if m.kernel_size == (1, 1, 1) and m.groups == 1 and m.padding == (0, 0, 0)]
+    # no spatial extent (1x1x1, and SlowFast's kx1x1): a matrix multiply on the CPU
+    pointwise = [m for m in convs if m.kernel_size[1:] == (1, 1) and m.groups == 1 and m.padding[1:] == (0, 0)]
     assert pointwise and all(type(m) is PointwiseConv3d for m in pointwise)
-    assert all(type(m) is torch.nn.Conv3d for m in convs if m not in pointwise)
+    assert any(m.kernel_size[0] > 1 for m in pointwise) == (name == "slowfast")
+    # stride-1 depthwise convolutions (X3D's): the input gradient as a convolution; the rest stay Conv3d
+    depthwise = [m for m in convs if m.groups == m.in_channels > 1 and m.stride == (1, 1, 1)]
+    assert all(type(m) is DepthwiseConv3d for m in depthwise) and bool(depthwise) == (name == "x3d_m")
+    assert all(type(m) is torch.nn.Conv3d for m in convs if m not in pointwise and m not in depthwise)
     # the published checkpoints name their tensors as pytorchvideo does
     assert any(key.endswith("conv_a.weight") for key in model.net.state_dict())
 

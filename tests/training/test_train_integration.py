@@ -81,3 +81,32 @@ def test_debug_overfit_trains_the_same_batch_with_the_same_clips_every_epoch(tin
     epochs = train_batches(tmp_path / "batches")
     assert sorted(epochs) == [0, 1, 2] and len(epochs[0][0]) == 8
     assert epochs[0][0] == epochs[1][0] == epochs[2][0]
+
+
+def test_results_count_every_training_epoch_when_an_earlier_checkpoint_is_tested(tiny_dataset, cache_dir, tmp_path):
+    """Testing restores the best checkpoint's callback states: the run's clips and seconds must stay the whole run's."""
+    shrunk = [o for o in tiny_overrides(cache_dir) if not o.startswith("trainer.")]
+    run = tmp_path / "run"
+    args = [
+        *shrunk,
+        "model=x3d_xs",
+        "frames=4",
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "data.batch_size=2",
+        "+callbacks.first_best._target_=tests.recording.FirstEpochBest",
+        "callbacks.model_checkpoint.monitor=probe/first_best",
+        "callbacks.early_stopping=null",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
+    ]
+    result = run_train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in (run / "checkpoints").glob("best-*")] == ["best-epoch00.ckpt"]
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs"] == 3
+    clips = results["train_seconds"] * results["train_clips_per_s"]
+    assert round(clips) == 3 * 2 * 2, results  # 3 epochs of 2 batches of 2 clips, not epoch 0's 4
