@@ -39,12 +39,28 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def synthetic_spec(**changes):
+    """The generator settings of conf/data/synthetic.yaml (what `make sweep` trains on), with `changes` on top."""
+    from omegaconf import OmegaConf
+
+    from ar_experiments.data.synthetic import SyntheticSpec
+
+    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").data.synthetic)
+    return SyntheticSpec.from_config({**values, **changes})
+
+
+def tiny_spec():
+    """The tiny dataset's settings, as a run with `tiny_overrides` builds them: the fixture and such runs
+    share one dataset (same files, generated once)."""
+    return synthetic_spec(**TINY_SYNTHETIC)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(cache_dir) -> Path:
-    """A generated UCF101-layout dataset of 3 classes x 25 groups x 1 clip."""
-    from ar_experiments.data.synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
+    """A generated UCF101-layout dataset of 3 classes x 25 groups x 1 clip: the one tiny runs train on."""
+    from ar_experiments.data.synthetic import dataset_root, ensure_synthetic_dataset
 
-    spec = SyntheticSpec.from_config(TINY_SYNTHETIC)
+    spec = tiny_spec()
     return ensure_synthetic_dataset(dataset_root(cache_dir, spec), spec)
 
 

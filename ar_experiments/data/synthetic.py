@@ -98,12 +98,10 @@ def texture_size(spec: SyntheticSpec) -> int:
     return 1 << math.ceil(math.log2(2 * max(spec.width, spec.height)))
 
 
-def _field(rng: np.random.Generator, size: int, sigma: float, edges: float) -> np.ndarray:
-    """A periodic, isotropic random field (S, S) of unit variance: smooth blobs, or patches with sharp borders."""
-    f = np.fft.fftfreq(size)
-    radius2 = f[:, None] ** 2 + f[None, :] ** 2
-    spectrum = np.fft.fft2(rng.normal(size=(size, size))) * np.exp(-2 * (math.pi * sigma) ** 2 * radius2)
-    field = np.fft.ifft2(spectrum).real
+def _field(rng: np.random.Generator, smoothing: np.ndarray, edges: float) -> np.ndarray:
+    """A periodic, isotropic random field of unit variance: white noise through the `smoothing` filter
+    (its spectrum), as smooth blobs or, with `edges`, patches with sharp borders."""
+    field = np.fft.ifft2(np.fft.fft2(rng.normal(size=smoothing.shape)) * smoothing).real
     field = (field - field.mean()) / field.std()
     if edges:
         field = np.tanh(edges * field)
@@ -114,7 +112,9 @@ def _field(rng: np.random.Generator, size: int, sigma: float, edges: float) -> n
 def _texture(style: dict, rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
     """A periodic, isotropic random texture (S, S, 3): its statistics are the same at every place and angle."""
     size, sigma = texture_size(spec), rng.uniform(*spec.grain)
-    stacked = np.stack([_field(rng, size, sigma, spec.edges) for _ in range(2)], -1)  # (S, S, 2)
+    f = np.fft.fftfreq(size)
+    smoothing = np.exp(-2 * (math.pi * sigma) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))  # a Gaussian blur
+    stacked = np.stack([_field(rng, smoothing, spec.edges) for _ in range(2)], -1)  # (S, S, 2)
     return (style["base"] + stacked @ style["mix"]).astype(np.float32)
 
 
@@ -147,22 +147,19 @@ def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: Synthe
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = (w - 1) / 2 + float(rng.uniform(-0.1, 0.1)) * w, (h - 1) / 2 + float(rng.uniform(-0.1, 0.1)) * h
     dx, dy = xx - cx, yy - cy
+    texture = _texture(style, rng, spec)
+    # where each pixel's content was at the first frame, in screen coordinates (all frames at once);
+    # the first frame's view of the texture starts at a random place, turned by a random angle
+    origin = [float(o) for o in rng.uniform(0, texture_size(spec), size=2)]
+    angle0 = float(rng.uniform(0, 2 * math.pi))
+    c0, s0 = math.cos(angle0), math.sin(angle0)
     t = np.arange(n_frames, dtype=np.float32)[:, None, None]
-
-    def view(texture: np.ndarray, layer_speed: float) -> np.ndarray:
-        # where each pixel's content was at the first frame, in screen coordinates (all frames at once);
-        # the first frame's view of the texture starts at a random place, turned by a random angle
-        origin = [float(o) for o in rng.uniform(0, texture_size(spec), size=2)]
-        angle0 = float(rng.uniform(0, 2 * math.pi))
-        c0, s0 = math.cos(angle0), math.sin(angle0)
-        if kind == "shift":
-            u, v = dx - layer_speed * t * direction[0], dy - layer_speed * t * direction[1]
-        else:
-            back = -direction * layer_speed / (h / 2) * t
-            u, v = np.cos(back) * dx - np.sin(back) * dy, np.sin(back) * dx + np.cos(back) * dy
-        return _sample(texture, origin[0] + c0 * u - s0 * v, origin[1] + s0 * u + c0 * v)
-
-    frames = view(_texture(style, rng, spec), speed)
+    if kind == "shift":
+        u, v = dx - speed * t * direction[0], dy - speed * t * direction[1]
+    else:
+        back = -direction * speed / (h / 2) * t
+        u, v = np.cos(back) * dx - np.sin(back) * dy, np.sin(back) * dx + np.cos(back) * dy
+    frames = _sample(texture, origin[0] + c0 * u - s0 * v, origin[1] + s0 * u + c0 * v)
     frames += spec.noise * rng.standard_normal((n_frames, h, w, 3), dtype=np.float32)
     return np.clip(frames, 0, 255).astype(np.uint8)
 

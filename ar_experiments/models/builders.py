@@ -16,9 +16,7 @@ import torch
 from torch import nn
 
 from .depthwise import DEPTHWISE_GRAD, DepthwiseConv3d, use_depthwise_grad
-from .pointwise import POINTWISE_MATMUL, PointwiseConv3d, matmul_wins, use_pointwise_matmul
-
-__all__ = ["POINTWISE_MATMUL", "PointwiseConv3d", "matmul_wins", "use_pointwise_matmul"]  # also importable from here
+from .pointwise import POINTWISE_MATMUL, PointwiseConv3d, use_pointwise_matmul
 
 MIN_CROP = 32  # every model downsamples space by 32
 

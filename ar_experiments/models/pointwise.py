@@ -10,7 +10,7 @@ POINTWISE_MATMUL = ("auto", True, False)
 
 
 def matmul_wins(setting: str | bool, device: torch.device) -> bool:
-    """Whether a 1x1x1 convolution runs as a matrix multiply on `device` under `model.pointwise_matmul=setting`.
+    """Whether a convolution without spatial extent runs as a matrix multiply on `device` (`model.pointwise_matmul`).
 
     On the CPU the matrix multiply is 2-16x faster per layer; on an H200 (torch 2.11,
     bf16) it made SlowFast R50's step 14% slower and X3D-M's no faster, so `auto`

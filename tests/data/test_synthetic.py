@@ -3,7 +3,7 @@ import pytest
 
 from ar_experiments.data.splits import load_split
 from ar_experiments.data.synthetic import MOTIONS, SyntheticSpec, dataset_root, ensure_synthetic_dataset
-from tests.conftest import TINY_SYNTHETIC
+from tests.conftest import TINY_SYNTHETIC, tiny_spec
 
 
 def test_layout_and_split_files_follow_ucf101(tiny_dataset):
@@ -33,7 +33,7 @@ def test_three_splits_hold_out_different_groups(tiny_dataset):
 
 
 def test_generation_is_cached_and_deterministic(tiny_dataset, tmp_path):
-    spec = SyntheticSpec.from_config(TINY_SYNTHETIC)
+    spec = tiny_spec()
     stamp = (tiny_dataset / "spec.json").stat().st_mtime_ns
     assert ensure_synthetic_dataset(tiny_dataset, spec) == tiny_dataset
     assert (tiny_dataset / "spec.json").stat().st_mtime_ns == stamp  # reused, not regenerated
@@ -64,7 +64,7 @@ def test_jobs_starting_together_generate_the_dataset_once(tmp_path, monkeypatch)
         (root / "UCF-101").mkdir(parents=True)
 
     monkeypatch.setattr(synthetic, "generate", slow_generate)
-    spec = SyntheticSpec.from_config(TINY_SYNTHETIC)
+    spec = tiny_spec()
     root = dataset_root(tmp_path, spec)
     roots = []
     jobs = [threading.Thread(target=lambda: roots.append(ensure_synthetic_dataset(root, spec))) for _ in range(3)]

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from ar_experiments.data.clips import sample_clip_indices
 from ar_experiments.data.decode import decode_clip
 from ar_experiments.data.splits import load_split
 from ar_experiments.data.synthetic import SyntheticSpec, _scene, dataset_root, ensure_synthetic_dataset, render_clip
+from tests.conftest import synthetic_spec
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES, STRIDE = 8, 8  # the grid's 8-frame clip (conf/train.yaml clip.strides)
@@ -42,8 +42,7 @@ SHORT_SIDE = 18  # half the grid's 36: the test trains in seconds
 
 
 def demo_spec() -> SyntheticSpec:
-    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").data.synthetic)
-    return SyntheticSpec.from_config({**values, "clips_per_group": [2, 2]})
+    return synthetic_spec(clips_per_group=[2, 2])
 
 
 @pytest.fixture(scope="module")

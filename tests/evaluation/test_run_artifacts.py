@@ -109,15 +109,7 @@ def test_a_run_leaves_its_metrics_files_gflops_and_a_checkpoint_predict_reads(ti
     media = next((run / "wandb").glob("offline-run-*/files/media"))
     assert list(media.rglob("confusion_matrix*.png")) and list(media.rglob("per_class_accuracy*.table.json"))
 
-    # the video the run tested: the run's dataset takes its generator settings from conf/data/synthetic.yaml,
-    # so it is not `tiny_dataset` (same file names, other pictures)
-    from omegaconf import OmegaConf
-
-    from ar_experiments.data.synthetic import SyntheticSpec, dataset_root
-
-    run_spec = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml").data.synthetic)
-    video = dataset_root(cache_dir, SyntheticSpec.from_config(run_spec)) / "UCF-101" / rows[0]["video"]
-    assert video.is_file()
+    video = tiny_dataset / "UCF-101" / rows[0]["video"]  # the run's own dataset (tests/conftest.py tiny_spec)
     predicted = subprocess.run(
         [sys.executable, "-m", "ar_experiments.predict", str(video), f"ckpt={run}", "--json"],
         cwd=REPO,

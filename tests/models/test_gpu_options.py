@@ -15,9 +15,9 @@ from ar_experiments.models.builders import (
     Fp32DepthwiseConv3d,
     PointwiseConv3d,
     VideoNet,
-    matmul_wins,
     use_stock_conv3d,
 )
+from ar_experiments.models.pointwise import matmul_wins
 from ar_experiments.models.run_options import RunOptions, prepare_to_run, set_fp32_precision
 from ar_experiments.training import cudnn_check
 
