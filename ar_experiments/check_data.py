@@ -23,9 +23,9 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-from .config.checks import SPLITS, ConfigError, data_problems, resolve
+from .config.checks import ConfigError, data_problems, resolve
 from .data.decode_check import find_decode_problem
-from .data.splits import DatasetIndexError
+from .data.splits import SPLITS, DatasetIndexError
 from .data.video_limits import DEFAULT_MAX_ASPECT_RATIO
 from .safety.atomic import atomic_write_text
 

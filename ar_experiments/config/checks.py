@@ -14,10 +14,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from ..data.splits import SPLITS
+from ..data.video_limits import ON_BAD_VIDEO
 from .resolvers import CONF_DIR
 
-ON_BAD_VIDEO = ("skip", "error")
-SPLITS = (1, 2, 3)
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # optimizer.lr_scaling (training/optimization.py)
 
 

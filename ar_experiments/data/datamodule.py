@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from .dataset import ShardSampler, VideoClipDataset, collate_videos
-from .splits import SplitIndex, hold_out_groups, load_split
+from .splits import SPLITS, SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
@@ -68,8 +68,8 @@ class VideoDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.name = name
-        if split not in (1, 2, 3):
-            raise ValueError(f"split={split}; UCF101 has the official splits 1, 2 and 3")
+        if split not in SPLITS:
+            raise ValueError(f"split={split}; UCF101 has the official splits {', '.join(map(str, SPLITS))}")
         self.spec = SyntheticSpec.from_config(synthetic) if synthetic else None
         if self.spec is None and not root:
             raise ValueError(

@@ -26,7 +26,7 @@ from .clips import sample_clip_indices
 from .decode import VideoDecodeError, decode_clip
 from .splits import VideoRecord
 from .transforms import SPATIAL_VIEWS, ClipTransform, crop_clip
-from .video_limits import DEFAULT_MAX_ASPECT_RATIO
+from .video_limits import DEFAULT_MAX_ASPECT_RATIO, ON_BAD_VIDEO
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class VideoClipDataset(Dataset):
         on_bad_video: str = "skip",
         max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
     ):
-        if on_bad_video not in ("skip", "error"):
-            raise ValueError(f"data.on_bad_video={on_bad_video!r}; use skip or error")
+        if on_bad_video not in ON_BAD_VIDEO:
+            raise ValueError(f"data.on_bad_video={on_bad_video!r}; use one of {', '.join(ON_BAD_VIDEO)}")
         if sampling not in SAMPLING:
             raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLING)}")
         if spatial_crops not in SPATIAL_VIEWS:

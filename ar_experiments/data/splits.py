@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GROUP_PATTERN = re.compile(r"_g(\d+)_c(\d+)\.\w+$", re.IGNORECASE)
+SPLITS = (1, 2, 3)  # UCF101's official train/test splits
 ROOT_HINT = "is data.root the folder that holds UCF-101/ and ucfTrainTestlist/?"
 
 

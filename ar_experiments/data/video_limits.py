@@ -10,6 +10,7 @@ in training, left out of evaluation, reported by check_data and predict.
 
 from __future__ import annotations
 
+ON_BAD_VIDEO = ("skip", "error")  # data.on_bad_video: skip (and name) an unreadable video, or stop the run
 DEFAULT_MAX_ASPECT_RATIO = 4.0
 """Wider than any film or phone format (21:9 is 2.33, a portrait phone video 1.78)."""
 

@@ -7,7 +7,7 @@ depthwise convolution of the same size takes 0.1-0.8 ms. For stride 1 the input
 gradient is exactly the output gradient convolved with the spatially flipped
 kernel, so `DepthwiseConv3d` computes it that way; the weight gradient stays
 PyTorch's. Same parameters, same names, same results up to float rounding
-(`tests/models/test_depthwise.py`); `python -m ar_experiments.bench` measures the
+(`tests/models/test_cpu_kernels.py`); `python -m ar_experiments.bench` measures the
 gain as the `depthwise-stock` variant. Elsewhere (GPUs, strided layers) it is a
 plain Conv3d.
 """
