@@ -9,6 +9,14 @@ Two levels of pairing:
   videos exactly one of the runs got right;
 - two settings run on several splits or seeds: each split is a pair of accuracies, so the differences
   get a paired t-test, which says nothing useful from fewer than MIN_RUNS_TO_CONCLUDE pairs.
+
+The paired bootstrap is scipy's `stats.bootstrap(method="BCa")` with `batch`, which bounds its memory by
+about BATCH_ELEMENTS values per batch, for the resamples and the jackknife alike. It replaced a hand-written
+version (chunked resampling, the jackknife of a mean in closed form), written when scipy without `batch`
+held every resample and an n x n jackknife at once. Measured side by side, 2,000 resamples of paired
+outcomes on 2 busy CPU cores: the same interval at the same seed (to 1e-12,
+tests/report/test_bootstrap_memory.py); 30,000 videos 1.5 s against 1.05 s; 1,000,000 videos 41 s against 37
+s, peak RSS 0.19 GB against 0.15 GB (tracemalloc's peak 47 MB): nothing measured needs the hand version.
 """
 
 from __future__ import annotations
@@ -20,12 +28,12 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from .bootstrap_ci import bca_mean_interval
-
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MIN_RUNS_TO_CONCLUDE = 3
 DEFAULT_RESAMPLES = 2000
+BATCH_ELEMENTS = 1 << 20
+"""Values held per bootstrap batch: about 8 MB of indices and 8 MB of values, whatever the test set's size."""
 
 
 def bootstrap_mean_ci(
@@ -39,8 +47,17 @@ def bootstrap_mean_ci(
         # Every resample has the same mean (two runs that agree on every video, or one right wherever the
         # other is wrong), and scipy's BCa would return NaN for it.
         return float(values[0]), float(values[0])
-    # scipy's stats.bootstrap holds every resample and an n x n jackknife at once: memory grows with n squared
-    return bca_mean_interval(values, n_resamples=n_resamples, seed=seed, confidence=confidence)
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=n_resamples,
+        batch=max(1, BATCH_ELEMENTS // values.size),
+        method="BCa",
+        confidence_level=confidence,
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 @dataclass(frozen=True)

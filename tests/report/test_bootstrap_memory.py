@@ -12,7 +12,7 @@ from ar_experiments.report.stats import bootstrap_mean_ci, compare_on_videos
 
 
 def scipy_bca(values, n_resamples, seed):
-    """The straightforward reference: scipy's vectorised BCa, every resample in memory at once."""
+    """The reference: scipy's vectorised BCa without `batch`, every resample in memory at once."""
     result = stats.bootstrap(
         (values,), np.mean, n_resamples=n_resamples, vectorized=True, rng=np.random.default_rng(seed)
     )
