@@ -17,7 +17,7 @@ the same way on split 1's training videos, is then tested on split 1's test vide
 
 This small CNN stands in for the grid's models, which take minutes per run: how far X3D-M
 and SlowFast R50 get on these clips within `make sweep`'s budget is the sweep's table
-(README, "What `make sweep` reaches here").
+(docs/synthetic.md, "What `make sweep` reaches here").
 """
 
 from __future__ import annotations
