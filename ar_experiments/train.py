@@ -10,6 +10,7 @@ The entry only wires the parts: DDP ranks (training/distributed.py) or one proce
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def main(cfg: DictConfig) -> float:
     from .sweeps.job_status import update_job_status
     from .training.run import sweep_dir
 
+    logging.captureWarnings(True)  # to the py.warnings logger, which writes train.log (conf/hydra/default.yaml)
     try:
         with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
             return train(cfg)

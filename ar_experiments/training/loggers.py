@@ -99,6 +99,13 @@ class FailSafeWandbLogger(WandbLogger):
     cost a warning and W&B's part of the logs, never the run."""
 
     failed = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Lightning passes anonymous=None, and wandb warns on every run that the setting has no effect
+        if self._wandb_init.get("anonymous") is None:
+            del self._wandb_init["anonymous"]
+
     log_hyperparams = _fail_safe(WandbLogger.log_hyperparams)
     log_metrics = _fail_safe(WandbLogger.log_metrics)
     after_save_checkpoint = _fail_safe(WandbLogger.after_save_checkpoint)

@@ -158,8 +158,10 @@ def _fit_and_test(cfg, resolved, record, state, resume_from, stop, wandb_group) 
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     with explain_unsafe_checkpoint(best_path):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+        # verbose=False: Lightning would print its table on a console that a sweep's jobs share
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False)
     metrics = trainer.callback_metrics
+    log.info("test: %s", ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")))
     best_val = checkpoint.best_model_score if checkpoint is not None else None
     record.update(
         status="completed",
