@@ -8,6 +8,12 @@
   the error and the job folder in the trial's user attributes; the search goes on
   unless `max_failure_rate` (0 with `sweep.fail_fast=true`) is exceeded.
 - An SQLite storage's folder is created before the study is opened.
+
+It subclasses the plugin's `OptunaSweeperImpl` (in its private `_impl` module; the plugin's public
+surface is its config) and keeps only what no option of the plugin does: the study size above, the
+trials' job folders and errors, the list of failed jobs at the end, and progress lines. What the plugin
+does publicly stays its own: opening the study with `load_if_exists`, the search space, telling Optuna
+FAIL for a job that raised, and stopping past `max_failure_rate`.
 """
 
 from __future__ import annotations

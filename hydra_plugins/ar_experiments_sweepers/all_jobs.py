@@ -1,4 +1,12 @@
-"""A grid sweeper whose sweeps survive failed jobs."""
+"""A grid sweeper whose sweeps survive failed jobs.
+
+It subclasses Hydra's BasicSweeper, which lives in `hydra._internal` (Hydra 1.3 has no public grid
+sweeper to extend), and keeps only what no public option does: BasicSweeper reads every job's
+`return_value` after each batch, so the first failed job ends the sweep; here the launcher is wrapped
+(sweeps/failures.py) so every job runs and the failures are listed at the end, and the sweep writes
+its progress lines and progress.json. Parsing the grid, batching (`max_batch_size`) and launching stay
+BasicSweeper's.
+"""
 
 from dataclasses import dataclass
 from typing import Any
