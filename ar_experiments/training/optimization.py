@@ -1,15 +1,16 @@
 """What the optimiser config adds to torch's optimisers: the learning rate's scaling with the batch, and
 weight averaging (Polyak / SWA style) from a chosen epoch on.
 
-Why not Lightning's `WeightAveraging` callback (checked with pytorch-lightning 2.6.6): its averaged copy
-is made when fitting starts and holds the initial weights until the first update, and the callback swaps
-that copy in for every validation and writes it as every checkpoint's `state_dict`, whether or not
-averaging has begun. With `optimizer.average_from_epoch=2`, the epochs before 2 were validated on the
-initial, untrained weights (a tiny Linear model through the real Trainer: the weights validated at epoch
-0 equal the initial ones), so early stopping and the best checkpoint would judge the wrong weights, and
-that checkpoint would hold them. Keeping the promise (trained weights evaluated and saved until averaging
-begins, the average from then on) takes overriding its validation and checkpoint hooks and reaching into
-its private `_average_model`: as much code as WeightAverage below and its five calls in module.py.
+Why not Lightning's `WeightAveraging` callback (checked with pytorch-lightning 2.6.6): its averaged copy is
+made when fitting starts and holds the initial weights until the first update, and the callback swaps that
+copy in for every validation and writes it as every checkpoint's `state_dict`, whether or not averaging has
+begun. With `optimizer.average_from_epoch=2`, the epochs before 2 were validated on the initial, untrained
+weights (a tiny Linear model through the real Trainer: the weights validated at epoch 0 equal the initial
+ones, and the checkpoints of epochs 0 and 1 hold them as `state_dict`), so early stopping and the best
+checkpoint would judge, and keep, the wrong weights. Keeping the promise (trained weights evaluated and
+saved until averaging begins, the average from then on) takes overriding its validation and checkpoint hooks
+and reaching into its private `_average_model`: as much code as WeightAverage below and its five calls in
+module.py.
 """
 
 from __future__ import annotations
