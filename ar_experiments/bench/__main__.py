@@ -66,11 +66,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "SlowFast 32 frames, 224 crops) instead of the synthetic dataset; always with --device cuda",
     )
     parser.add_argument(
-        "--time-budget",
-        type=float,
-        help="seconds after which the training part starts no new measurement (the rest are listed as skipped)",
-    )
-    parser.add_argument(
         "--cache-dir",
         type=Path,
         help="synthetic dataset cache for the train and multirun parts (default: paths.cache_dir)",
@@ -116,9 +111,7 @@ def data_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[d
     return figures, {"videos": asdict(plan.shape) | {"count": plan.videos}, "clips_per_s": rates_by_setting}
 
 
-def training_figures(
-    plan: Plan, args: argparse.Namespace, workdir: Path, save_partial
-) -> tuple[dict[str, list[Measurement]], dict]:
+def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
     import torch
 
     from .training import measure_training
@@ -146,29 +139,17 @@ def training_figures(
     device = torch.device(args.device)
     on_gpu = args.device == "cuda"
 
-    def summary(results) -> tuple[dict, dict]:
-        rows = variant_rows(results)
-        context = {
-            "overrides_by_model": models,
-            "rounds": rounds,
-            "steps": steps,
-            "warmup": warmup,
-            "variants": rows,
-            "variants_table": variants_table(rows).splitlines(),
-        }
-        return figures_of(results, on_gpu), context
-
-    results = measure_training(
-        models,
-        args.variants,
-        rounds,
-        steps,
-        warmup,
-        device,
-        args.time_budget,
-        on_result=lambda partial: save_partial(*summary(partial)),
-    )
-    return summary(results)
+    results = measure_training(models, args.variants, rounds, steps, warmup, device)
+    rows = variant_rows(results)
+    context = {
+        "overrides_by_model": models,
+        "rounds": rounds,
+        "steps": steps,
+        "warmup": warmup,
+        "variants": rows,
+        "variants_table": variants_table(rows).splitlines(),
+    }
+    return figures_of(results, on_gpu), context
 
 
 def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
@@ -263,22 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: WARNING: {warning}", file=sys.stderr, flush=True)
     figures: dict[str, list[Measurement]] = {}
     context: dict = {"plan": "quick" if args.quick else "full", "device": args.device}
-    measure = {"data": data_figures, "multirun": multirun_figures}
+    measure = {"data": data_figures, "train": training_figures, "multirun": multirun_figures}
     with tempfile.TemporaryDirectory(prefix="ar-bench-") as tmp:
         for part in args.parts:
             print(f"bench: {part} ...", file=sys.stderr, flush=True)
             workdir = Path(tmp) / part
             part_started = time.perf_counter()
-
-            def save_partial(part_figures, part_context, part=part):
-                # figures so far, so a run cut short (a time limit on a lent GPU) still leaves them
-                partial = {**context, part: {**part_context, "partial": True}}
-                write_output(args.output, {**figures, **part_figures}, partial, info, time.perf_counter() - started)
-
-            if part == "train":
-                part_figures, part_context = training_figures(plan, args, workdir, save_partial)
-            else:
-                part_figures, part_context = measure[part](plan, args, workdir)
+            part_figures, part_context = measure[part](plan, args, workdir)
             figures.update(part_figures)
             context[part] = {**part_context, "seconds": round(time.perf_counter() - part_started, 1)}
             write_output(args.output, figures, context, info, time.perf_counter() - started)

@@ -52,7 +52,6 @@ class VariantResult:
     stock: list[LoopTiming] = field(default_factory=list)  # the seed only: PyTorch's stock kernels
     evaluation: EvaluationTiming | None = None
     error: str | None = None
-    skipped: str | None = None  # why it did not run (the time budget)
 
 
 class StepClock(pl.Callback):

@@ -220,20 +220,14 @@ def measure_training(
     steps: int,
     warmup: int,
     device: torch.device,
-    budget_s: float | None = None,
-    on_result: Callable[[list[VariantResult]], None] | None = None,
 ) -> list[VariantResult]:
     """Every variant of every model: fit loop and plain loop each round, evaluation in the first round.
 
     `models` maps a model name to the overrides of its base setting. Rounds
     alternate all paths, so machine load hits them alike; within a round every
-    model runs a variant before the next variant starts. Once `budget_s` has
-    passed, no new measurement starts (the seed's first round always runs) and
-    the variants left are marked skipped. `on_result` sees the results after
-    each measurement (to save partial figures).
+    model runs a variant before the next variant starts.
     """
     quiet_lightning()
-    started = time.perf_counter()
     configs = {
         (model, variant.name): compose_config([*overrides, *variant.overrides])
         for model, overrides in models.items()
@@ -253,11 +247,6 @@ def measure_training(
                 result = results.get((model, variant.name))
                 if result is None or result.error:
                     continue
-                over_budget = budget_s is not None and time.perf_counter() - started > budget_s
-                if over_budget and not (round_number == 0 and variant.name == "seed"):
-                    if not result.fit:
-                        result.skipped = f"time budget of {budget_s:.0f} s spent"
-                    continue
                 cfg = configs[(model, variant.name)]
                 print(f"bench: {model} {variant.name} round {round_number + 1}", file=sys.stderr, flush=True)
                 try:
@@ -270,8 +259,6 @@ def measure_training(
                     print(f"bench: {model} {variant.name} failed: {result.error}", file=sys.stderr, flush=True)
                 finally:
                     _release(device)
-                if on_result is not None:
-                    on_result(list(results.values()))
     return list(results.values())
 
 

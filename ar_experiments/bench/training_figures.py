@@ -129,7 +129,7 @@ def variant_rows(results: list[VariantResult]) -> list[dict]:
         row["overrides"] = list(result.variant.overrides)
         row["batch_size"] = result.batch_size
         if not measured(result):
-            row["error"] = result.error or result.skipped or "not measured"
+            row["error"] = result.error or "not measured"
             rows.append(row)
             continue
         seed = seeds.get(result.model)

@@ -4,7 +4,7 @@ Every variant changes one thing (or names the combination it tries) on top of
 the bench's base setting, and is reported as ratios against `seed`: the same
 model, frames and crop at batch 8, no compile, the trainer's precision
 (bf16-mixed with trainer=gpu). Variants run in the order listed, every model
-before the next variant, so a time budget drops the least important ones.
+before the next variant.
 """
 
 from __future__ import annotations

@@ -289,24 +289,3 @@ def test_startup_and_memory_figures_rise_with_a_slower_start_and_a_leak(tmp_path
     growth = records[-1]["peak_rss_mb"] / records[0]["peak_rss_mb"]
     slowed_growth = slowed_records[-1]["peak_rss_mb"] / slowed_records[0]["peak_rss_mb"]
     assert slowed_growth > growth + 0.05
-
-
-@pytest.mark.slow  # the GPU session's every step, shrunk, on the CPU: a bench and two short trainings
-def test_gpu_session_leaves_every_figure_in_its_output_folder(tmp_path, monkeypatch):
-    from ar_experiments.bench import gpu_session
-
-    monkeypatch.setenv("OUT", str(tmp_path / "out"))
-    assert gpu_session.main(["--device", "cpu", "--quick", "--seconds", "400", "--variants", "batch16"]) == 0
-    out = tmp_path / "out"
-    assert {"environment.json", "bench.json", "bench.txt", "summary.md", "training.json"} <= {
-        p.name for p in out.iterdir()
-    }
-    environment = json.loads((out / "environment.json").read_text())
-    assert environment["torch"] == torch.__version__ and "cudnn" in environment
-    runs = json.loads((out / "training.json").read_text())
-    fastest = gpu_session.fastest_setting(out / "bench.json", "x3d_m")
-    expected = ["seed"] if fastest[0] == "seed" else ["seed", fastest[0]]  # the seed and the fastest measured setting
-    assert [run["name"] for run in runs] == expected and runs[-1]["setting"] == (fastest[1] if len(runs) > 1 else [])
-    assert all(run["status"] == "completed" and run["test_top1"] is not None for run in runs)
-    assert all((out / "train" / name / "results.json").is_file() for name in expected)
-    assert not list(out.rglob("*.ckpt")) and not list(out.rglob("*.avi")), "checkpoints and videos stay out"
