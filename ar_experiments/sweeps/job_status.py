@@ -23,6 +23,8 @@ JOBS_FOLDER = Path(".progress") / "jobs"
 STATUS_ENV = "AR_SWEEP_JOB_STATUS"
 INTERVAL_ENV = "AR_SWEEP_PROGRESS_INTERVAL"
 RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
+WAITING = "waiting for a GPU"
+"""A started job that waits for a GPU slot (gpu_placement.py): not running yet, for the time-left estimate."""
 FINISHED = (COMPLETED, FAILED, SKIPPED)
 
 
