@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ar_experiments.sweeps import gpu_placement
@@ -417,3 +418,26 @@ def test_packing_bench_runs_the_grid_one_at_a_time_then_k_per_gpu(capsys):
     one, packed = capsys.readouterr().out.splitlines()
     assert "experiment=grid trainer=gpu" in one and "hydra/launcher=basic" in one and one.endswith("max_epochs=5")
     assert "hydra/launcher=joblib hydra.launcher.n_jobs=6 jobs_per_gpu=3" in packed
+
+
+def test_the_command_trains_on_the_placed_gpu_and_frees_the_jobs_memory_after(machine, monkeypatch, tmp_path):
+    """python -m ar_experiments.train trainer=gpu, in-process on the simulated machine: train() sees the devices."""
+    import ar_experiments.train as command
+
+    machine(count=2, multirun=False)
+    other = SlotPool(slots_folder(), visible_gpus(count=2)).try_claim()  # another run holds GPU 0
+    seen, released = [], []
+    monkeypatch.setattr(command, "train", lambda cfg: seen.append(list(cfg.trainer.devices)) or 0.5)
+    monkeypatch.setattr(gpu_placement, "release_gpu_memory", lambda: released.append(seen[:]))
+    argv = ["train", f"--config-path={REPO / 'conf'}", "trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        command.main()
+    finally:  # no Hydra run or logging left behind for the tests after this one
+        HydraConfig.instance().cfg = None
+        for handler in set(logging.root.handlers) - set(handlers):
+            handler.close()
+        logging.root.handlers[:], logging.root.level = handlers, level
+        other.release()
+    assert seen == [[1]] and released == [[[1]]], "trained on cuda:1, then the memory was released"
