@@ -61,9 +61,12 @@ class HeldLock:
         self.lock.release()
 
 
-def try_lock(path: Path, record_owner: bool = False) -> HeldLock | None:
-    """Take `path` now, or None when another live process holds it; `record_owner`: write who holds it."""
-    lock = filelock.FileLock(str(path), timeout=0, thread_local=False)
+def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> HeldLock | None:
+    """Take `path`, or None when another live process holds it; `record_owner`: write who holds it.
+
+    `wait_s`: how long to keep trying. A lock removed on release (`release(remove=True)`) needs a moment:
+    a process that opened the file just before its owner removed it finds it gone and opens the new one."""
+    lock = filelock.FileLock(str(path), timeout=wait_s, poll_interval=0.05, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:

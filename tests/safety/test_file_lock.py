@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -43,6 +44,17 @@ def test_a_held_lock_names_its_owner_and_is_free_again_once_released(tmp_path):
     held.release(remove=True)
     assert not path.exists()
     try_lock(path).release()
+
+
+def test_a_lock_removed_on_release_passes_to_the_process_waiting_for_it(tmp_path):
+    path = tmp_path / "a.lock"
+    first = try_lock(path, record_owner=True)
+    ending = threading.Timer(0.2, first.release, kwargs={"remove": True})
+    ending.start()
+    second = try_lock(path, record_owner=True, wait_s=10)
+    ending.join()  # the first holder's release is over
+    assert second is not None and read_owner(path)["pid"] == os.getpid()
+    assert try_lock(path) is None, "the file there is the one the second holder holds, not a removed one"
 
 
 def test_without_flock_the_marker_decides_a_live_owner_keeps_it(tmp_path, no_flock):
