@@ -25,13 +25,7 @@ def slots_folder(env: Mapping[str, str] | None = None) -> Path:
     allocation, so two allocations on one node must not share slot names."""
     env = os.environ if env is None else env
     root = Path(env.get(SLOTS_DIR_ENV) or f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
-    folder = root / f"slurm-{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else root
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if root.stat().st_uid != os.getuid():
-        raise PermissionError(
-            f"the GPU slots folder {root} belongs to another user; set {SLOTS_DIR_ENV} to a folder of yours"
-        )
-    return folder
+    return root / f"slurm-{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else root
 
 
 def parse_visible_devices(value: str | None) -> list[str] | None:
@@ -120,7 +114,11 @@ class SlotPool:
         self.folder = Path(folder)
         self.gpus = list(gpus)
         self.jobs_per_gpu = int(jobs_per_gpu)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.folder.stat().st_uid != os.getuid():  # another user's folder in /tmp: their claims, not ours
+            raise PermissionError(
+                f"the GPU slots folder {self.folder} belongs to another user; set {SLOTS_DIR_ENV}=<a folder of yours>"
+            )
 
     @property
     def slots(self) -> int:

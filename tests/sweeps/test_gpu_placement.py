@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
@@ -42,14 +43,13 @@ def test_visible_gpus_follow_cuda_visible_devices_then_the_slurm_allocation():
     assert visible_gpus({"SLURM_STEP_GPUS": "6", "SLURM_JOB_GPUS": "4,5,6"}, count=8) == [Gpu(6, "6")]
 
 
-def test_slots_are_per_user_on_local_disk_and_per_allocation_inside_slurm(tmp_path):
-    assert (
-        slots_folder({})
-        == slots_folder({})
-        == __import__("pathlib").Path(f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
-    )
+def test_slots_are_per_user_on_local_disk_and_per_allocation_inside_slurm(tmp_path, monkeypatch):
+    assert slots_folder({}) == Path(f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
     assert slots_folder({SLOTS_DIR_ENV: str(tmp_path)}) == tmp_path
     assert slots_folder({SLOTS_DIR_ENV: str(tmp_path), "SLURM_JOB_ID": "42"}) == tmp_path / "slurm-42"
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(tmp_path).st_uid + 1)  # the folder is another user's
+    with pytest.raises(PermissionError, match=f"{tmp_path} belongs to another user; set {SLOTS_DIR_ENV}="):
+        SlotPool(tmp_path, visible_gpus({}, count=1))
 
 
 def test_one_job_per_gpu_then_wait_then_a_released_gpu_is_reused(tmp_path):
