@@ -19,6 +19,7 @@ def written(run_dir) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+@pytest.mark.slow  # a whole tiny fit and test: 45 s on 2 busy cores
 def test_the_run_returns_the_record_it_writes(compose_config, tiny_dataset, cache_dir, tmp_path):
     from ar_experiments.training.run import run_in_this_process
 
