@@ -19,7 +19,7 @@ from .config import resolvers  # noqa: F401  (registers the resolvers the config
 
 
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
-    """Fit, test with the best checkpoint, write results.json; return best val top-1.
+    """Fit, test with the best checkpoint, write results.json; return best val top-1 (what a sweeper optimises).
 
     The run folder is held (training/run_lock.py) from before resume planning reads it: one live process
     writes it. Under trainer=ddp/ddp_cpu this process starts the ranks and waits for them.
@@ -31,7 +31,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
     with holding(Path(cfg.paths.output_dir)):
         if not (processes := ranks_to_start(cfg.trainer)):
-            return run_in_this_process(cfg, wandb_group, started)
+            best = run_in_this_process(cfg, wandb_group, started).best_val_acc
+            return float(best) if best is not None else float("nan")
         from .training.interruption import RunInterrupted
 
         try:

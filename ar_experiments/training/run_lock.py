@@ -32,7 +32,6 @@ from omegaconf import DictConfig
 
 from ..config.checks import ConfigError
 from ..safety.file_lock import HeldLock, describe_owner, read_owner, try_lock
-from . import ranks
 
 RUN_LOCK = ".run.lock"
 SWEEP_LOCK = ".sweep.lock"
@@ -95,9 +94,8 @@ def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[F
 
 
 def owns_folders() -> bool:
-    """False in DDP ranks other than the launching process or global rank 0."""
-    if ranks.STARTED_RANK:
-        return False
+    """False in DDP ranks other than the launching process or global rank 0 (the ranks distributed.py starts
+    never get here: they run the fit only, not train() or Hydra)."""
     # torchrun sets RANK; SLURM tasks of one job (srun --ntasks=N) carry SLURM_PROCID
     tasks = os.environ.get("SLURM_NTASKS", "1")
     rank = os.environ.get("RANK") or (os.environ.get("SLURM_PROCID") if tasks.isdigit() and int(tasks) > 1 else None)
