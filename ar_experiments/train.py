@@ -44,16 +44,15 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from .config.checks import ConfigError
-    from .data.splits import DatasetIndexError
     from .sweeps.gpu_placement import claim_gpus
     from .sweeps.job_status import update_job_status
+    from .training.console_log import ONE_LINE_ERRORS
     from .training.run import sweep_dir
 
     try:
         with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
             return train(cfg)
-    except (ConfigError, DatasetIndexError) as err:
+    except ONE_LINE_ERRORS as err:
         if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise
         # the message names the key or file and the fix; a traceback would only bury it

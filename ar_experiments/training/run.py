@@ -46,6 +46,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
     from . import ranks
+    from .console_log import FILE_ONLY, ONE_LINE_ERRORS
     from .interruption import GracefulStop, as_interruption
     from .ranks import is_global_zero
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
@@ -56,7 +57,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
         # redacted before anything is saved: the module's settings go into every checkpoint
         resolved = redact_secrets(check_config(cfg))
     except ConfigError as err:
-        log.exception("%s failed: the config is invalid", _run_name(cfg))
+        log.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True, extra=FILE_ONLY)
         if is_global_zero():  # a sweep's report lists this job as failed, with the reason
             write_results(run_dir, {"status": "failed", "run_name": _run_name(cfg), "error": _error_text(err)})
         raise
@@ -78,7 +79,9 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
     except BaseException as err:
         interrupted = as_interruption(err, stop.signum)
         record.update(status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err))
-        log.exception("%s %s", cfg.run_name, record["status"])  # the traceback in train.log: a sweep goes on past it
+        # the traceback in train.log: a sweep goes on past it; a one-line error's line is the console's
+        one_line = FILE_ONLY if isinstance(err, ONE_LINE_ERRORS) else None
+        log.error("%s %s", cfg.run_name, record["status"], exc_info=True, extra=one_line)
         if interrupted:
             if not ranks.STARTED_RANK:  # the launching process knows the sweep folder and says it
                 log_how_to_resume(run_dir)
