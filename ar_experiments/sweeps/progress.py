@@ -184,7 +184,7 @@ class SweepMonitor:
             waiting = [status_kind(job) for job in running if job.get("state") == WAITING]
             kinds = [self.kinds[num] if num < len(self.kinds) else None for num in unstarted] + waiting
             left = estimate_time_left(finished, training, kinds, at_once, now)
-            stalled = self._stalled(training, now)
+            stalled = [job.get("job") for job in self._stalled(training, now)]
             # one line per job finished since the last look, in the order they ended
             done = len([job for job in finished if job.get("num") in self.announced])
             failed = len([job for job in finished if job.get("num") in self.announced and job["state"] == FAILED])
@@ -194,7 +194,7 @@ class SweepMonitor:
                 self.announced.add(job.get("num"))
                 done += 1
                 failed += job["state"] == FAILED
-                self._print(finished_line(job, done, total, failed, left, [job.get("job") for job in stalled]))
+                self._print(finished_line(job, done, total, failed, left, stalled))
             if final:
                 self.status = status or ("finished" if not running and pending == 0 else "stopped")
             progress = self.progress(jobs, finished, running, pending, left, now, at_once)

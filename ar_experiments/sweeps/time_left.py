@@ -65,6 +65,7 @@ def relative_cost(kind: JobKind | None) -> float | None:
     # the segment that holds the frames, or the end segment nearest to them
     right = min(max(bisect.bisect([frames for frames, _ in points], kind[1]), 1), len(points) - 1)
     (f0, c0), (f1, c1) = points[right - 1], points[right]
+    # below the listed frames, no less than half the cheapest: a run's start and test do not shrink with frames
     return max(c0 + (c1 - c0) * (kind[1] - f0) / (f1 - f0), points[0][1] / 2)
 
 
