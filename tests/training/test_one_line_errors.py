@@ -55,3 +55,16 @@ def test_the_command_prints_a_config_error_as_its_one_line(tmp_path):
     (line,) = (result.stdout + result.stderr).strip().splitlines()
     assert line.startswith("error: callbacks.model_checkpoint watches val/top1, but data.val_groups_per_class=0")
     assert "Traceback" in (tmp_path / "train.log").read_text()
+
+
+def test_a_split_file_errors_traceback_is_in_train_log_and_not_on_the_console(hydra_logging, compose_config, tmp_path):
+    from ar_experiments.data.splits import DatasetIndexError
+    from ar_experiments.training.run import run_in_this_process
+
+    empty = [f"paths.output_dir={tmp_path / 'run'}", "data=ucf101", f"data.root={tmp_path}", "model.pretrained=null"]
+    cfg = compose_config(empty)
+    with pytest.raises(DatasetIndexError):
+        run_in_this_process(cfg)
+    console, train_log = hydra_logging
+    assert "Traceback" not in console.getvalue() and "classInd.txt" not in console.getvalue()
+    assert "DatasetIndexError: 1 problem(s) in the dataset index" in train_log.read_text()
