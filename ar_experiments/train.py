@@ -9,7 +9,6 @@ The entry only wires the parts: DDP ranks (training/distributed.py) or one proce
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 
@@ -44,13 +43,15 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from .sweeps.gpu_placement import claim_gpus
+    from .sweeps.gpu_placement import claim_gpus, release_gpu_memory
     from .sweeps.job_status import update_job_status
     from .training.console_log import ONE_LINE_ERRORS
     from .training.run import sweep_dir
 
     try:
-        with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
+        with claim_gpus(cfg, status=update_job_status) as devices:  # a GPU job takes a GPU slot of its own
+            if devices is not None:
+                cfg.trainer.devices = devices
             return train(cfg)
     except ONE_LINE_ERRORS as err:
         if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
@@ -58,8 +59,7 @@ def main(cfg: DictConfig) -> float:
         # the message names the key or file and the fix; a traceback would only bury it
         raise SystemExit(f"error: {err}") from None
     finally:
-        # trainer, module and loaders reference each other: collect them now, before the next multirun job
-        gc.collect()
+        release_gpu_memory()  # before the next job of this process (a multirun's)
 
 
 if __name__ == "__main__":

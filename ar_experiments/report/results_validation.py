@@ -43,6 +43,7 @@ NUMBER_KEYS = (
     "skipped_val_videos",
     "skipped_videos",
     "peak_rss_mb",
+    "peak_gpu_mb",
     "startup_s",
 )
 TEXT_KEYS = ("status", "error", "model", "run_name")

@@ -23,7 +23,9 @@ JOBS_FOLDER = Path(".progress") / "jobs"
 STATUS_ENV = "AR_SWEEP_JOB_STATUS"
 INTERVAL_ENV = "AR_SWEEP_PROGRESS_INTERVAL"
 RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
-WAITING = "waiting for a GPU"  # started, not running yet: a job's running time counts from `running_since`
+WAITING = "waiting for a GPU"
+"""A started job that waits for a GPU slot (gpu_placement.py): not running yet, for the time-left estimate
+(its running time counts from `running_since`)."""
 FINISHED = (COMPLETED, FAILED, SKIPPED)
 
 

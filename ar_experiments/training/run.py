@@ -50,7 +50,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
     from .interruption import GracefulStop, as_interruption
     from .ranks import is_global_zero
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
-    from .run_record import base_record, peak_rss_mb, write_results, write_skipped_videos
+    from .run_record import base_record, peak_gpu_mb, peak_rss_mb, write_results, write_skipped_videos
 
     run_dir = Path(cfg.paths.output_dir)
     try:
@@ -99,6 +99,7 @@ def run_in_this_process(cfg: DictConfig, wandb_group: str | None = None, started
             skipped_test_videos=len(skipped["test"]),
             wall_seconds=time.perf_counter() - started,
             peak_rss_mb=peak_rss_mb(),
+            peak_gpu_mb=peak_gpu_mb(),
         )
         if is_global_zero():
             for stage, videos in skipped.items():

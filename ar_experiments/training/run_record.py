@@ -68,6 +68,18 @@ def peak_rss_mb() -> float | None:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
+def peak_gpu_mb() -> float | None:
+    """The most GPU memory this process's run held, in MiB (None when it used no GPU).
+
+    The caching allocator's reserved peak on the run's device (Lightning makes it the current one): what
+    other jobs packed on that GPU (jobs_per_gpu) must leave room for, the CUDA context aside. The count
+    starts again after each job of a reused worker (sweeps/gpu_placement.release_gpu_memory)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_reserved() / 2**20
+
+
 def clean_number(value: Any) -> Any:
     """Tensors and numpy scalars -> floats; NaN -> None so results.json stays valid JSON."""
     if hasattr(value, "item"):
