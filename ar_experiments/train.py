@@ -44,10 +44,9 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from .config.checks import ConfigError
-    from .data.splits import DatasetIndexError
     from .sweeps.gpu_placement import claim_gpus, release_gpu_memory
     from .sweeps.job_status import update_job_status
+    from .training.console_log import ONE_LINE_ERRORS
     from .training.run import sweep_dir
 
     try:
@@ -55,7 +54,7 @@ def main(cfg: DictConfig) -> float:
             if devices is not None:
                 cfg.trainer.devices = devices
             return train(cfg)
-    except (ConfigError, DatasetIndexError) as err:
+    except ONE_LINE_ERRORS as err:
         if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise
         # the message names the key or file and the fix; a traceback would only bury it

@@ -44,6 +44,7 @@ def run_in_this_process(
     from ..config.checks import ConfigError, check_config
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
+    from .console_log import FILE_ONLY, ONE_LINE_ERRORS
     from .interruption import GracefulStop, as_interruption
     from .ranks import is_global_zero
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
@@ -54,7 +55,7 @@ def run_in_this_process(
         # redacted before anything is saved: the module's settings go into every checkpoint
         resolved = redact_secrets(check_config(cfg))
     except ConfigError as err:
-        log.exception("%s failed: the config is invalid", _run_name(cfg))
+        log.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True, extra=FILE_ONLY)
         if is_global_zero():  # a sweep's report lists this job as failed, with the reason
             write_results(run_dir, RunRecord(status="failed", run_name=_run_name(cfg), error=_error_text(err)))
         raise
@@ -81,7 +82,9 @@ def run_in_this_process(
         record = replace(
             record, status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err)
         )
-        log.exception("%s %s", cfg.run_name, record.status)  # the traceback in train.log: a sweep goes on past it
+        # the traceback in train.log: a sweep goes on past it; a one-line error's line is the console's
+        one_line = FILE_ONLY if isinstance(err, ONE_LINE_ERRORS) else None
+        log.error("%s %s", cfg.run_name, record.status, exc_info=True, extra=one_line)
         if interrupted:
             if not started_rank:  # the launching process knows the sweep folder and says it
                 log_how_to_resume(run_dir)
