@@ -136,6 +136,11 @@ class FolderLockCallback(Callback):
         except FolderInUse as err:
             raise SystemExit(f"error: {err}") from None
 
+    def __getstate__(self) -> dict:
+        # the joblib launcher pickles Hydra's callbacks for its workers; the lock (a FileLock, with a thread
+        # lock inside) stays with the process that holds the folder
+        return {key: value for key, value in vars(self).items() if key != "lock"}
+
     def _free(self) -> None:
         lock = getattr(self, "lock", None)
         if lock is not None:

@@ -87,3 +87,20 @@ def test_only_the_launching_process_or_rank_0_takes_the_folder(monkeypatch, tmp_
         monkeypatch.setenv(name, value)
     with holding(tmp_path) as lock:
         assert (lock is not None) == owner and (tmp_path / RUN_LOCK).exists() == owner
+
+
+def test_a_sweep_holding_its_folder_can_hand_its_callbacks_to_joblib_workers(tmp_path):
+    """The joblib launcher pickles Hydra's callbacks; the folder lock inside one must not stop it."""
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from ar_experiments.training.run_lock import FolderLockCallback
+
+    callback = FolderLockCallback()
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}}))
+    try:
+        copy = pickle.loads(pickle.dumps(callback))
+        assert getattr(copy, "lock", None) is None and callback.lock is not None  # the lock stays here
+    finally:
+        callback.on_multirun_end(None)
