@@ -1,5 +1,8 @@
 """The statistics on constructed predictions whose answers are known."""
 
+from fractions import Fraction
+from math import comb
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,13 @@ from ar_experiments.report.stats import (
     holm_adjusted,
     significance,
 )
+
+
+def exact_mcnemar(only_a: int, only_b: int) -> float:
+    """McNemar's exact p-value by hand: twice the smaller binomial tail of the discordant videos, capped at 1."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    tail = Fraction(sum(comb(n, i) for i in range(k + 1)), 2**n)
+    return float(min(Fraction(1), 2 * tail))
 
 
 def test_identical_predictions_differ_by_zero_with_p_one():
@@ -31,7 +41,7 @@ def test_a_model_right_on_60_more_of_1000_videos_and_never_worse_is_significant(
     result = compare_on_videos(stronger, weaker, n_resamples=1000)
     assert result.difference == pytest.approx(0.06)
     assert (result.only_a_right, result.only_b_right) == (60, 0)
-    assert result.p_value < 0.001
+    assert result.p_value == exact_mcnemar(60, 0) == 2 * 0.5**60
     assert 0.0 < result.ci_low < 0.06 < result.ci_high
     assert significance(result.p_value) == "significant at 0.05"
 
@@ -44,7 +54,9 @@ def test_a_small_mixed_difference_is_not_significant():
     b[180:188] = True  # b alone right on 8
     result = compare_on_videos(a, b, n_resamples=1000)
     assert result.difference == pytest.approx(2 / 300)
-    assert result.p_value == pytest.approx(0.8145, abs=1e-3)  # two-sided binomial test of 10 vs 8
+    # the exact two-sided binomial test of 10 vs 8, to the last bits: the chi-square approximation
+    # (0.8137 with continuity correction) is 8e-4 away, more than any slack a test could allow
+    assert result.p_value == pytest.approx(exact_mcnemar(10, 8), rel=1e-12, abs=0)
     assert result.ci_low < 0.0 < result.ci_high
     assert significance(result.p_value) == "not significant at 0.05"
 
@@ -125,6 +137,15 @@ def test_holm_adjustment_skips_untested_comparisons():
     adjusted = holm_adjusted([0.01, float("nan"), 0.04])
     assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.04)
     assert np.isnan(adjusted[1])
+
+
+def test_holm_adjustment_is_the_step_down_by_hand():
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1: 0.04, 0.09, 0.08 -> 0.09 (never below an earlier one),
+    # 0.5; and a p that the multiplier would push past 1 stays at 1
+    adjusted = holm_adjusted([0.03, 0.5, 0.01, 0.04])
+    assert adjusted == pytest.approx([0.09, 0.5, 0.04, 0.09], rel=1e-12)
+    assert holm_adjusted([0.6, 0.7]) == [1.0, 1.0]
+    assert np.isnan(holm_adjusted([float("nan")])[0])
 
 
 @pytest.mark.parametrize(
