@@ -7,7 +7,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ar_experiments.report.comparisons import ON_VIDEOS, OVER_RUNS, compare_sweep
+from ar_experiments.report.comparisons import (
+    ON_VIDEOS,
+    OVER_RUNS,
+    Comparison,
+    compare_sweep,
+    comparisons_table,
+    replicates_text,
+    runs_sentence,
+    video_sentence,
+)
 from ar_experiments.report.sweep_results import Job, Sweep
 from tests.report.test_stats import exact_mcnemar
 
@@ -80,3 +89,76 @@ def test_only_settings_that_differ_in_model_or_frames_alone_are_compared(sweep_a
     sweep.varied = ["optimizer"]
     pairs = {(c.a, c.b) for c in compare_sweep(sweep, predictions, n_resamples=200)}
     assert pairs == {("slowfast-8f optimizer=adamw", "x3d_m-8f optimizer=adamw")}
+
+
+def runs_comparison(**fields) -> Comparison:
+    values = dict(
+        kind=OVER_RUNS, factor="model", a="slowfast-8f", b="x3d_m-8f", replicates="splits 1, 2, 3", n=3,
+        accuracy_a=0.9, accuracy_b=0.8, difference=0.1, ci_low=0.02, ci_high=0.18, test="paired t-test",
+        p_value=0.03, std_difference=0.05,
+    )  # fmt: skip
+    return Comparison(**{**values, **fields})
+
+
+def test_a_sentence_for_each_kind_and_size_of_comparison():
+    video = runs_comparison(kind=ON_VIDEOS, replicates="split 1", n=200, p_value=0.0123)
+    video.only_a_right, video.only_b_right = 14, 4
+    assert video_sentence(video) == (
+        "slowfast-8f vs x3d_m-8f, split 1, 200 test videos: +10.0 points [95% CI +2.0, +18.0], "
+        "McNemar p = 0.012 (14 vs 4 discordant videos): significant at 0.05"
+    )
+    assert runs_sentence(runs_comparison()) == (
+        "slowfast-8f vs x3d_m-8f over splits 1, 2, 3: mean difference +10.0 points (sd 5.0) [95% CI +2.0, +18.0], "
+        "paired t-test p = 0.03: significant at 0.05"
+    )
+    assert runs_sentence(runs_comparison(n=2, replicates="splits 1, 2")) == (
+        "slowfast-8f vs x3d_m-8f over splits 1, 2: mean difference +10.0 points (sd 5.0) [95% CI +2.0, +18.0], "
+        "paired t-test p = 0.03; 2 matched runs are too few to conclude anything (run more splits or seeds)"
+    )
+    assert runs_sentence(runs_comparison(n=1, replicates="split 1")) == (
+        "slowfast-8f vs x3d_m-8f over split 1: +10.0 points; one matched run cannot be tested, too few to conclude "
+        "anything"
+    )
+    assert runs_sentence(runs_comparison(std_difference=0.0)) == (
+        "slowfast-8f vs x3d_m-8f over splits 1, 2, 3: every paired difference is +10.0 points, too little spread "
+        "for a t-test"
+    )
+    assert runs_sentence(runs_comparison(n=2, std_difference=0.0)).endswith(
+        "too little spread for a t-test; 2 matched runs are too few to conclude anything (run more splits or seeds)"
+    )
+
+
+def test_replicates_in_words():
+    splits = [(("split", 1), ("seed", 0)), (("split", 2), ("seed", 0))]
+    assert replicates_text(splits, ["split"]) == "splits 1, 2"
+    assert replicates_text(splits[:1], ["split"]) == "split 1"
+    assert replicates_text(splits, ["split", "seed"]) == "2 runs (split 1, seed 0; split 2, seed 0)"
+
+
+def test_only_videos_both_runs_evaluated_are_paired_and_the_difference_is_flagged(sweep_and_predictions):
+    sweep, predictions = sweep_and_predictions
+    first = sweep.jobs[0].name  # x3d_m on split 1 could not read two videos
+    predictions[first] = predictions[first].drop(["v0", "v99"])
+    on_split_1 = compare_sweep(sweep, predictions, n_resamples=200)[0]
+    assert (on_split_1.n, on_split_1.videos_a, on_split_1.videos_b) == (98, VIDEOS, 98)
+    assert on_split_1.videos_differ
+    # v0 was one of the two videos x3d_m alone got right; both runs were wrong on v99
+    assert (on_split_1.only_a_right, on_split_1.only_b_right) == (12, 1)
+    assert not compare_sweep(*sweep_and_predictions, n_resamples=200)[1].videos_differ
+    assert not runs_comparison().videos_differ
+
+
+def test_a_run_without_predictions_is_compared_over_runs_only(sweep_and_predictions):
+    sweep, predictions = sweep_and_predictions
+    del predictions[sweep.jobs[1].name]  # slowfast on split 1
+    comparisons = compare_sweep(sweep, predictions, n_resamples=200)
+    assert [c.replicates for c in comparisons if c.kind == ON_VIDEOS] == ["split 2", "split 3"]
+    assert [c.n for c in comparisons if c.kind == OVER_RUNS] == [3]
+
+
+def test_the_comparisons_table_has_a_column_per_field_and_whole_counts(sweep_and_predictions):
+    table = comparisons_table(compare_sweep(*sweep_and_predictions, n_resamples=200))
+    assert list(table.columns) == list(Comparison.__dataclass_fields__)
+    assert str(table["n"].dtype) == "Int64" and str(table["only_a_right"].dtype) == "Int64"
+    assert table["only_a_right"].isna().tolist() == [False, False, False, True]
+    assert table["sentence"].str.startswith("slowfast-8f vs x3d_m-8f").all()

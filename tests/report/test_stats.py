@@ -154,3 +154,57 @@ def test_holm_adjustment_is_the_step_down_by_hand():
 )
 def test_p_values_read_as_a_person_writes_them(p, text):
     assert format_p(p) == text
+
+
+def test_bootstrap_of_one_value_or_of_none():
+    assert bootstrap_mean_ci([0.25]) == (0.25, 0.25)
+    with pytest.raises(ValueError, match="bootstrap_mean_ci needs at least one value"):
+        bootstrap_mean_ci([])
+
+
+def test_paired_videos_use_the_seed_and_resamples_asked_for_and_default_to_seed_0():
+    rng = np.random.default_rng(9)
+    a, b = rng.random(120) < 0.6, rng.random(120) < 0.5
+    differences = a.astype(float) - b.astype(float)
+    asked = compare_on_videos(a, b, n_resamples=300, seed=4)
+    assert (asked.ci_low, asked.ci_high) == bootstrap_mean_ci(differences, n_resamples=300, seed=4)
+    assert (asked.accuracy_a, asked.accuracy_b) == (a.mean(), b.mean())
+    assert bootstrap_mean_ci(differences) == bootstrap_mean_ci(differences, n_resamples=2000, seed=0)
+    default = compare_on_videos(a, b)
+    assert (default.ci_low, default.ci_high) == bootstrap_mean_ci(differences, n_resamples=2000, seed=0)
+
+
+def test_paired_videos_take_outcomes_as_numbers_too_and_refuse_other_shapes():
+    result = compare_on_videos([1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0])  # 0/1 columns read from a CSV
+    assert (result.only_a_right, result.only_b_right, result.difference) == (2, 1, 0.25)
+    with pytest.raises(ValueError, match=r"two 1-D arrays of one length, got shapes \(2, 2\) and \(2, 2\)"):
+        compare_on_videos(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"got shapes \(3,\) and \(2,\)"):
+        compare_on_videos([1, 0, 1], [1, 0])
+
+
+def test_paired_runs_report_every_field_and_refuse_other_shapes():
+    a, b = [0.80, 0.82, 0.85, 0.79], [0.70, 0.75, 0.74, 0.72]
+    result = compare_over_runs(a, b)
+    assert result.std_difference == pytest.approx(np.std(np.subtract(a, b), ddof=1), rel=1e-12)
+    single = compare_over_runs([0.8], [0.7])
+    assert single.mean_difference == pytest.approx(0.1)
+    assert all(np.isnan(x) for x in (single.std_difference, single.ci_low, single.ci_high, single.p_value))
+    assert not single.differences_all_equal
+    constant = compare_over_runs([0.625, 0.75], [0.5, 0.625])
+    assert constant.std_difference == 0.0 and np.isnan(constant.ci_low) and np.isnan(constant.ci_high)
+    for bad in (([0.5, 0.6], [0.5]), ([[0.5]], [[0.5]]), ([], [])):
+        with pytest.raises(ValueError, match="two non-empty 1-D arrays of one length"):
+            compare_over_runs(*bad)
+
+
+def test_significance_is_strictly_below_alpha():
+    assert significance(0.05) == "not significant at 0.05"
+    assert significance(0.0499) == "significant at 0.05"
+
+
+@pytest.mark.parametrize(
+    ("p", "text"), [(0.001, "p = 0.001"), (0.995, "p = 1"), (0.1, "p = 0.10"), (0.5, "p = 0.50"), (0.0999, "p = 0.1")]
+)
+def test_p_values_at_the_boundaries_of_their_wording(p, text):
+    assert format_p(p) == text
