@@ -17,6 +17,7 @@ from ar_experiments.report.comparisons import (
     runs_sentence,
     video_sentence,
 )
+from ar_experiments.report.stats import compare_on_videos
 from ar_experiments.report.sweep_results import Job, Sweep
 from tests.report.test_stats import exact_mcnemar
 
@@ -162,3 +163,46 @@ def test_the_comparisons_table_has_a_column_per_field_and_whole_counts(sweep_and
     assert str(table["n"].dtype) == "Int64" and str(table["only_a_right"].dtype) == "Int64"
     assert table["only_a_right"].isna().tolist() == [False, False, False, True]
     assert table["sentence"].str.startswith("slowfast-8f vs x3d_m-8f").all()
+
+
+def test_a_sweep_without_comparisons_still_gets_every_column():
+    table = comparisons_table([])
+    assert table.empty and list(table.columns) == list(Comparison.__dataclass_fields__)
+
+
+def test_every_field_of_a_comparison_and_the_seed_it_resamples_with(sweep_and_predictions):
+    sweep, predictions = sweep_and_predictions
+    comparisons = compare_sweep(sweep, predictions, n_resamples=200, seed=5)
+    first, over_splits = comparisons[0], comparisons[-1]
+    assert (first.test, first.factor, first.accuracy_a, first.accuracy_b) == ("McNemar exact", "model", 0.7, 0.6)
+    again = compare_on_videos(predictions[sweep.jobs[1].name], predictions[sweep.jobs[0].name], n_resamples=200, seed=5)
+    assert (first.ci_low, first.ci_high) == (again.ci_low, again.ci_high)
+    default = compare_sweep(sweep, predictions)[0]
+    seed_0 = compare_on_videos(predictions[sweep.jobs[1].name], predictions[sweep.jobs[0].name], seed=0)
+    assert (default.ci_low, default.ci_high) == (seed_0.ci_low, seed_0.ci_high)
+    assert (over_splits.test, over_splits.factor) == ("paired t-test", "model")
+    assert over_splits.replicates == "splits 1, 2, 3"
+    assert over_splits.accuracy_a == pytest.approx((0.7 + 0.66 + 0.79) / 3)
+    assert over_splits.accuracy_b == pytest.approx(0.6)
+
+
+def test_the_setting_with_the_higher_mean_accuracy_is_named_first(sweep_and_predictions):
+    sweep, predictions = sweep_and_predictions
+    for run in sweep.jobs:  # x3d_m now right on every video
+        if run.get("model") == "x3d_m":
+            run.results["test_top1"] = 1.0
+            predictions[run.name] = outcomes(range(VIDEOS))
+    assert {(c.a, c.b) for c in compare_sweep(sweep, predictions, n_resamples=200)} == {("x3d_m-8f", "slowfast-8f")}
+
+
+def test_runs_sharing_no_video_are_not_paired_and_one_split_gives_no_comparison_over_runs(sweep_and_predictions):
+    sweep, predictions = sweep_and_predictions
+    first = sweep.jobs[0].name
+    predictions[first] = predictions[first].rename(index=lambda video: f"other-{video}")  # split 1: no shared video
+    assert [c.replicates for c in compare_sweep(sweep, predictions, n_resamples=200) if c.kind == ON_VIDEOS] == [
+        "split 2",
+        "split 3",
+    ]
+    split_1 = Sweep(Path("sweep"), sweep.jobs[:2])
+    assert [c.kind for c in compare_sweep(split_1, predictions, n_resamples=200)] == []
+    assert [c.kind for c in compare_sweep(split_1, {j.name: outcomes(range(50)) for j in split_1.jobs})] == [ON_VIDEOS]

@@ -158,7 +158,7 @@ def test_p_values_read_as_a_person_writes_them(p, text):
 
 def test_bootstrap_of_one_value_or_of_none():
     assert bootstrap_mean_ci([0.25]) == (0.25, 0.25)
-    with pytest.raises(ValueError, match="bootstrap_mean_ci needs at least one value"):
+    with pytest.raises(ValueError, match="^bootstrap_mean_ci needs at least one value$"):
         bootstrap_mean_ci([])
 
 
@@ -208,3 +208,11 @@ def test_significance_is_strictly_below_alpha():
 )
 def test_p_values_at_the_boundaries_of_their_wording(p, text):
     assert format_p(p) == text
+
+
+def test_one_runs_interval_at_another_confidence():
+    from scipy.stats import beta
+
+    estimate = accuracy_with_ci(np.arange(10) < 8, confidence=0.9)
+    assert estimate.ci_low == pytest.approx(beta.ppf(0.05, 8, 3), rel=1e-9)
+    assert estimate.ci_high == pytest.approx(beta.ppf(0.95, 9, 2), rel=1e-9)
