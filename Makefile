@@ -32,7 +32,8 @@ MUTATION_MODULES ?= report.stats report.comparisons report.results_validation da
 
 mutation: $(STAMP)  ## mutation testing of the pure-logic modules (MUTATION_MODULES=... picks some)
 	for module in $(MUTATION_MODULES); do \
-	  nice -n 19 $(VENV)/bin/mutmut run --max-children 1 "ar_experiments.$$module.*" || exit 1; \
+	  AR_TEST_CACHE_DIR=$(CURDIR)/.cache/mutation-tests nice -n 19 $(VENV)/bin/mutmut run --max-children 1 \
+	    "ar_experiments.$$module.*" || exit 1; \
 	done
 	$(VENV)/bin/mutmut results
 

@@ -131,3 +131,13 @@ def test_the_index_check_names_every_entry_that_escapes_the_root(tmp_path):
     escaping = [p for p in caught.value.problems if "points outside data.root" in p]
     assert [p.split(":", 2)[1] for p in escaping] == ["2", "3", "4", "5"]
     assert all(p.startswith("testlist01.txt:") for p in escaping)
+
+
+def test_a_long_list_of_problems_shows_the_first_20_and_counts_the_rest():
+    problems = [f"trainlist01.txt:{n}: unknown class 'Juggling'" for n in range(1, 26)]
+    message = str(DatasetIndexError(problems))
+    assert message == "25 problem(s) in the dataset index:\n  " + "\n  ".join(problems[:20]) + "\n  ... and 5 more"
+    assert str(DatasetIndexError(problems[:20])) == "20 problem(s) in the dataset index:\n  " + "\n  ".join(
+        problems[:20]
+    )
+    assert DatasetIndexError(problems).problems == problems
