@@ -1,9 +1,12 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from ar_experiments.data.splits import (
+    ROOT_HINT,
     DatasetIndexError,
+    VideoRecord,
     group_of,
     hold_out_groups,
     load_split,
@@ -141,3 +144,92 @@ def test_a_long_list_of_problems_shows_the_first_20_and_counts_the_rest():
         problems[:20]
     )
     assert DatasetIndexError(problems).problems == problems
+
+
+def test_class_index_problems_are_listed_each_with_its_line(tmp_path):
+    path = tmp_path / "classInd.txt"
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(f'class index not found: {path}; {ROOT_HINT}')}$"):
+        read_class_index(path)
+    path.write_text("1 ApplyEyeMakeup\nYoYo\n3\n4 YoYo\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        read_class_index(path)
+    assert caught.value.problems == [
+        "classInd.txt:2: expected '<index> <ClassName>', got 'YoYo'",
+        "classInd.txt:3: expected '<index> <ClassName>', got '3'",
+        "classInd.txt: class indices must run 1..2 without gaps",
+    ]
+    path.write_text("\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        read_class_index(path)
+    assert caught.value.problems == [f"classInd.txt: no classes listed; {ROOT_HINT}"]
+
+
+def test_a_missing_class_index_is_one_of_the_listed_problems(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    (root / "ucfTrainTestlist" / "classInd.txt").unlink()
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        f"class index not found: {root / 'ucfTrainTestlist' / 'classInd.txt'}; {ROOT_HINT}"
+    ]
+
+
+def test_split_file_problems_word_for_word(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    lists = root / "ucfTrainTestlist"
+    (lists / "trainlist01.txt").write_text(
+        "YoYo/v_YoYo_g01_c01.avi 3\n"
+        "YoYo/v_YoYo_g01_c01.avi\n"  # no label
+        "YoYo/v_YoYo_g01_c01.avi 2\n"  # duplicate of line 1
+        "YoYo/v_YoYo_g05_c01.avi 1 x\n"  # three fields
+        "YoYo/v_YoYo_c01.avi 3\n"  # no group
+    )
+    (lists / "testlist01.txt").write_text(
+        "YoYo/v_YoYo_g02_c01.avi 3\nYoYo/v_YoYo_g02_c01.avi 3 x\nc:/v_YoYo_g03_c01.avi\n"
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        "trainlist01.txt:2: expected '<Class>/<video>.avi <label>', got 'YoYo/v_YoYo_g01_c01.avi'",
+        "trainlist01.txt:3: duplicate entry 'YoYo/v_YoYo_g01_c01.avi' (first on line 1); delete one of them",
+        "trainlist01.txt:4: expected '<Class>/<video>.avi <label>', got 'YoYo/v_YoYo_g05_c01.avi 1 x'",
+        "trainlist01.txt:5: no _gXX_cYY group in video name 'v_YoYo_c01.avi'; "
+        "UCF101 names videos <Class>/v_<Class>_gXX_cYY.avi",
+        "testlist01.txt:2: expected '<Class>/<video>.avi', got 'YoYo/v_YoYo_g02_c01.avi 3 x'",
+        "testlist01.txt:3: 'c:/v_YoYo_g03_c01.avi' points outside data.root; entries must be '<Class>/<video>.avi'",
+    ]
+
+
+def test_a_trainlist_label_must_match_its_class(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 2"], ["YoYo/v_YoYo_g02_c01.avi"])
+    with pytest.raises(DatasetIndexError, match="label '2' does not match class 'YoYo' \\(classInd.txt says 3\\)"):
+        load_split(root, 1)
+
+
+def test_group_of_reads_windows_paths_and_names_without_v_prefix():
+    assert group_of("YoYo\\v_YoYo_g01_c02.avi") == "yoyo_g01"
+    assert group_of("YoYo_g7_c02.avi") == "yoyo_g07"
+    with pytest.raises(ValueError, match="^no _gXX_cYY group in video name 'v_YoYo.avi'$"):
+        group_of("YoYo/v_YoYo.avi")
+
+
+def records(groups_per_class: int) -> list[VideoRecord]:
+    return [
+        VideoRecord(f"{c}/v_{c}_g{g:02d}_c01.avi", label, f"{c.lower()}_g{g:02d}")
+        for label, c in enumerate(CLASSES)
+        for g in range(1, groups_per_class + 1)
+    ]
+
+
+def test_hold_out_takes_exactly_the_groups_asked_for_or_none():
+    assert hold_out_groups(records(3), groups_per_class=0, seed=0) == (records(3), [])
+    for seed in range(20):  # drawn without replacement: never the same group twice
+        train, val = hold_out_groups(records(3), groups_per_class=2, seed=seed)
+        assert (len(train), len(val)) == (3, 6)
+    train, val = hold_out_groups(records(3), groups_per_class=1, seed=0)
+    assert (len(train), len(val)) == (6, 3)
+    with pytest.raises(ValueError) as caught:
+        hold_out_groups(records(3), groups_per_class=3, seed=0)
+    assert str(caught.value) == (
+        "class 0 has 3 training groups; cannot hold out data.val_groups_per_class=3 and keep any for training"
+    )
