@@ -39,7 +39,7 @@ class DatasetIndexError(ValueError):
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their 1-based numbers; tolerates CRLF and a UTF-8 BOM."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")  # (codec names ignore case: an equivalent mutant)
     except UnicodeDecodeError as err:
         raise DatasetIndexError(
             [f"{path.name}: not a text file ({err.reason} at byte {err.start}); restore the official split file"]

@@ -233,3 +233,50 @@ def test_hold_out_takes_exactly_the_groups_asked_for_or_none():
     assert str(caught.value) == (
         "class 0 has 3 training groups; cannot hold out data.val_groups_per_class=3 and keep any for training"
     )
+
+
+def test_every_kind_of_entry_problem_is_listed_and_the_next_lines_still_read(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi 1"])
+    videos = root / "UCF-101"
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text(
+        "YoYo/v_YoYo_g01_c01.avi x\n"
+        "Juggling/v_Juggling_g01_c01.avi 4\n"
+        "YoYo/v_YoYo_g01_c02.avi 1\n"
+        "YoYo/v_YoYo_c03.avi 3\n"
+        "YoYo/v_YoYo_g09_c01.avi 3\n"
+        "YoYo/v_YoYo_g10_c01.avi 3\n"
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)  # the testlist's label, wrong as it is, is ignored: testlists are unlabelled
+    assert caught.value.problems == [
+        "trainlist01.txt:1: label 'x' does not match class 'YoYo' (classInd.txt says 3); fix the label or the class "
+        "folder",
+        "trainlist01.txt:2: unknown class 'Juggling' (not in classInd.txt); fix the entry's class folder or add the "
+        "class to classInd.txt",
+        "trainlist01.txt:3: label '1' does not match class 'YoYo' (classInd.txt says 3); fix the label or the class "
+        "folder",
+        "trainlist01.txt:4: no _gXX_cYY group in video name 'v_YoYo_c03.avi'; UCF101 names videos "
+        "<Class>/v_<Class>_gXX_cYY.avi",
+        f"trainlist01.txt:5: video not found: {videos / 'YoYo/v_YoYo_g09_c01.avi'}; {ROOT_HINT}",
+        f"trainlist01.txt:6: video not found: {videos / 'YoYo/v_YoYo_g10_c01.avi'}; {ROOT_HINT}",
+    ]
+
+
+def test_an_empty_split_and_a_file_that_is_not_text_are_named(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [f"trainlist01.txt: the split is empty; {ROOT_HINT}"]
+    (root / "ucfTrainTestlist" / "classInd.txt").write_bytes(b"\xff1 YoYo\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        "classInd.txt: not a text file (invalid start byte at byte 0); restore the official split file"
+    ]
+
+
+def test_a_class_index_saved_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "classInd.txt"
+    path.write_bytes("1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n3 YoYo\r\n".encode("utf-8-sig"))
+    assert read_class_index(path) == CLASSES
