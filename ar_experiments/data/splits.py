@@ -207,6 +207,7 @@ def hold_out_groups(
                 f"class {label} has {len(groups)} training groups; cannot hold out "
                 f"data.val_groups_per_class={groups_per_class} and keep any for training"
             )
+        # (replace=None draws without replacement too: an equivalent mutant)
         held_out.update(rng.choice(groups, size=groups_per_class, replace=False).tolist())
     train = [r for r in records if r.group not in held_out]
     val = [r for r in records if r.group in held_out]
