@@ -46,6 +46,8 @@ def test_clip_starts_exactly_where_each_mode_puts_them():
     starts = [int(sample_clip_indices(100, 8, 8, "uniform", view=v, views=3)[0]) for v in range(3)]
     assert starts == [7, 22, 36]  # 43 x (v + 0.5) / 3, rounded
     assert sample_clip_indices(100, 8, 8, "uniform", view=0, views=1)[0] == 21  # one view: the central clip
+    assert sample_clip_indices(100, 8, 8, "uniform")[0] == 21  # by default one view
+    assert [int(sample_clip_indices(100, 8, 8, "uniform", view=v, views=2)[0]) for v in range(2)] == [11, 32]
     assert sample_clip_indices(1, 4, 8, "center").tolist() == [0, 0, 0, 0]
 
 
