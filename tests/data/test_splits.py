@@ -90,9 +90,11 @@ def test_symlink_out_of_the_root_is_rejected(tmp_path):
     link = tmp_path / "data" / "UCF-101" / "YoYo" / "v_YoYo_g03_c01.avi"
     link.symlink_to(outside)
     path = tmp_path / "data" / "ucfTrainTestlist" / "trainlist01.txt"
-    path.write_text("YoYo/v_YoYo_g03_c01.avi 3\n")
-    with pytest.raises(DatasetIndexError, match="outside data.root"):
+    path.write_text("YoYo/v_YoYo_g03_c01.avi 3\nYoYo/v_YoYo_g04_c01.avi 3\n")
+    with pytest.raises(DatasetIndexError) as caught:
         read_split_file(path, CLASSES, tmp_path / "data" / "UCF-101", labelled=True)
+    assert [p.split(":")[1] for p in caught.value.problems] == ["1", "2"]  # the next line is still read
+    assert "resolves outside data.root" in caught.value.problems[0]
 
 
 def test_missing_root_names_the_key(tmp_path):
