@@ -109,3 +109,25 @@ def test_a_run_loads_the_checkpoint_it_resumes_from_and_the_one_it_tests_weights
         run_in_this_process(compose_config([*tiny_overrides(cache_dir, run_dir), "logger=csv", "model=x3d_xs"]))
     assert not marker.exists()
     assert "refusing to load" in (run_dir / "results.json").read_text()
+
+
+def test_the_refusal_says_what_the_file_needed_in_one_line():
+    from ar_experiments.safety.safe_load import CONVERT_HINT, unsafe_checkpoint_message
+
+    needs_a_class = Exception(
+        "Weights only load failed.\nWeightsUnpickler error: Unsupported global: GLOBAL io.open was"
+    )
+    assert unsafe_checkpoint_message("a.ckpt", needs_a_class) == (
+        "refusing to load a.ckpt: it refers to io.open, which is not a tensor or plain container. Loading it would "
+        f"unpickle arbitrary objects, which can run code from the file. {CONVERT_HINT}."
+    )
+    other = Exception("Weights only load failed.\nWeightsUnpickler error:  Unsupported operand 149 \nmore")
+    assert unsafe_checkpoint_message("a.ckpt", other).startswith("refusing to load a.ckpt: Unsupported operand 149. ")
+    unknown = Exception("first line\nsecond line")
+    assert unsafe_checkpoint_message("a.ckpt", unknown).startswith("refusing to load a.ckpt: first line. ")
+
+
+def test_a_checkpoint_loads_onto_the_device_asked_for(tmp_path):
+    torch.save({"weight": torch.ones(2)}, tmp_path / "w.pyth")
+    assert load_checkpoint(tmp_path / "w.pyth", map_location="meta")["weight"].device.type == "meta"
+    assert load_checkpoint(tmp_path / "w.pyth")["weight"].device.type == "cpu"
