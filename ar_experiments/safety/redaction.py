@@ -155,7 +155,7 @@ def redact_yaml_file(path: Path) -> bool:
     """Rewrite a YAML file Hydra saved, secrets redacted; True if it had any."""
     if not path.is_file():
         return False
-    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # (the default: an equivalent mutant)
     cleaned = redact_secrets(content)
     if cleaned == content:
         return False

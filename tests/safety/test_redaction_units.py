@@ -88,6 +88,11 @@ def test_folder_names_carry_no_credential(monkeypatch):
         "hydra.run.dir would put the value of $WANDB_API_KEY into a folder name; a credential must not name a "
         "folder: set hydra.run.dir (or what it is built from) without it"
     )
+    monkeypatch.setenv("A_TOKEN", SECRET)
+    assert folder_problem("hydra.run.dir", f"outputs/{SECRET}").startswith(
+        "hydra.run.dir would put the value of $A_TOKEN, $WANDB_API_KEY into a folder name"
+    )
+    monkeypatch.delenv("A_TOKEN")
     assert folder_problem("hydra.sweep.dir", "multirun/token=abcdefgh").startswith(
         "hydra.sweep.dir would put a credential (a secret-named name=value) into a folder name"
     )
