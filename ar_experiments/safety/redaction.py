@@ -90,6 +90,8 @@ def _redact_assignments(text: str) -> str:
         if is_secret_name(name):
             pieces.append(f"{name}{sep}{REDACTED}")
             position = match.end()
+        # (a quoted value is at least its two quotes, and an unquoted one scanned again redacts the same: the
+        # mutants of this test are equivalent)
         elif value[:1] in "'\"" and len(value) > 1:
             pieces.append(f"{name}{sep}{value[0]}{_redact_assignments(value[1:-1])}{value[-1]}")
             position = match.end()

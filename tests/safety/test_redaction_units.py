@@ -70,7 +70,7 @@ def test_environment_values_count_by_their_length_longest_first(monkeypatch):
 
 
 def test_log_records_are_redacted_once_however_often_it_is_asked(monkeypatch):
-    monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.LogRecord)  # whatever an earlier test installed
     redact_log_records()
     factory = logging.getLogRecordFactory()
     redact_log_records()
@@ -103,3 +103,23 @@ def test_folder_names_carry_no_credential(monkeypatch):
     config.hydra.sweep.dir = f"multirun/{SECRET}"
     with pytest.raises(SystemExit, match="^error: hydra.sweep.dir would put"):
         SecretFoldersCallback().on_multirun_start(config)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("'+logger.wandb.api_key'", True),
+        ("my.key", True),
+        ("+key", True),
+        ("access-key", True),
+        ("ssh-key", True),
+        ("wandb.mode", False),
+        ("monkey", False),
+    ],
+)
+def test_secret_names_by_their_dotted_parts(name, secret):
+    assert redaction.is_secret_name(name) is secret
+
+
+def test_assignments_inside_a_quoted_value_are_redacted_and_the_rest_kept():
+    assert redaction.redact_text('+cmd="run --token=abc123 now"') == f'+cmd="run --token={REDACTED} now"'
