@@ -51,7 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_open(path, "w") as handle:
+    with atomic_open(path, "w") as handle:  # (atomic_open's default mode: an equivalent mutant)
         handle.write(text)
 
 

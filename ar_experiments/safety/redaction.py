@@ -44,7 +44,7 @@ ASSIGNMENT = re.compile(
 
 def is_secret_name(name: str) -> bool:
     """True for `WANDB_API_KEY`, `+logger.wandb.api_key`, `token`, `db.password`, `key`, `ssh_key`, ..."""
-    for part in name.strip("+~'\" ").split("."):
+    for part in name.strip("+~'\" ").split("."):  # (stripping X too changes no real name: equivalent mutant)
         part = part.lower().replace("-", "_")
         if SECRET_WORD.search(part) or part == "key" or part.endswith("_key"):
             return True
@@ -138,7 +138,7 @@ def redact_log_records() -> None:
     right before they log each job's overrides.
     """
     factory = logging.getLogRecordFactory()
-    if not getattr(factory, "redacts", False):
+    if not getattr(factory, "redacts", False):  # (a default of None is as false: an equivalent mutant)
         logging.setLogRecordFactory(_redacting(factory))
 
 

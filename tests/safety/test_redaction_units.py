@@ -57,16 +57,16 @@ def test_the_callback_rewrites_each_jobs_saved_configs_and_the_sweeps(tmp_path):
 
 
 def test_environment_values_count_by_their_length_longest_first(monkeypatch):
-    monkeypatch.setenv("A_TOKEN", "12345678")  # 8 characters: replaced everywhere
-    monkeypatch.setenv("B_TOKEN", "1234567890ab")
-    monkeypatch.setenv("C_TOKEN", "1234")  # 4 to 7: replaced as whole words only
-    monkeypatch.setenv("D_TOKEN", "1234567")
+    monkeypatch.setenv("A_TOKEN", "zzzzzzzz")  # 8 characters: replaced everywhere
+    monkeypatch.setenv("B_TOKEN", "aaaaaaaaaaaa")  # longest first, not in reverse alphabetical order
+    monkeypatch.setenv("C_TOKEN", "zzzz")  # 4 to 7: replaced as whole words only
+    monkeypatch.setenv("D_TOKEN", "aaaaaaa")
     monkeypatch.setenv("E_TOKEN", "123")  # shorter: never
     monkeypatch.setenv("DISABLE_TOKEN", "TRUE")  # a flag, not a secret
     monkeypatch.setenv("PLAIN_NAME", "abcdefghij")
     values = secret_environment_values()
-    assert values[:2] == ["1234567890ab", "12345678"] and "abcdefghij" not in values
-    assert short_secret_environment_values() == ["1234567", "1234"]
+    assert values[:2] == ["aaaaaaaaaaaa", "zzzzzzzz"] and "abcdefghij" not in values
+    assert short_secret_environment_values() == ["aaaaaaa", "zzzz"]
 
 
 def test_log_records_are_redacted_once_however_often_it_is_asked(monkeypatch):
