@@ -36,7 +36,10 @@ TINY_SYNTHETIC = {"classes": ["MoveRight", "MoveLeft", "RotateClockwise"], "clip
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+    # AR_TEST_CACHE_DIR: a folder kept between sessions, so that `make mutation`, one session per mutant,
+    # generates the tiny dataset once and not for every mutant (20 s each)
+    kept = os.environ.get("AR_TEST_CACHE_DIR")
+    return Path(kept) if kept else tmp_path_factory.mktemp("cache")
 
 
 def synthetic_spec(**changes):
