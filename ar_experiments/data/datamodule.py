@@ -23,7 +23,12 @@ TEST_CLIPS_PER_TRAINING_CLIP = 4
 
 
 def leave_signals_to_the_main_process(worker_id: int) -> None:
-    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers."""
+    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers.
+
+    Both signals reach the workers too: Ctrl-C goes to the terminal's whole process group, and SLURM sends
+    SIGTERM to every process of a job at its time limit or on preemption. A worker that died of it would
+    fail the run instead of letting the training process stop at its next safe point with a checkpoint.
+    """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
 
@@ -162,15 +167,16 @@ class VideoDataModule(pl.LightningDataModule):
         """How loader workers start: the platform's default method, named (inside a joblib (loky) worker
         process the implicit default is loky's, which cannot start DataLoader workers); under DDP a
         fork server, since forking a rank whose communication threads may hold a lock at that moment can
-        leave the new worker stuck forever (seen with gloo). Its workers leave Ctrl-C and SIGTERM to the
-        training process, as forked ones do."""
+        leave the new worker stuck forever (seen with gloo). Every worker leaves Ctrl-C and SIGTERM to the
+        training process (clips are drawn from explicit seeds, so no per-worker seeding is lost)."""
         if not self.num_workers:
             return {}
+        signals = {"worker_init_fn": leave_signals_to_the_main_process}
         if self._rank()[1] > 1 and "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["ar_experiments.data.dataset"])  # torch is imported once, not per worker
-            return {"multiprocessing_context": context, "worker_init_fn": leave_signals_to_the_main_process}
-        return {"multiprocessing_context": multiprocessing.get_all_start_methods()[0]}
+            return {"multiprocessing_context": context, **signals}
+        return {"multiprocessing_context": multiprocessing.get_all_start_methods()[0], **signals}
 
     def _loader(self, dataset, loader=DataLoader, **batching) -> DataLoader:
         return loader(
