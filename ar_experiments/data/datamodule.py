@@ -207,5 +207,5 @@ class VideoDataModule(pl.LightningDataModule):
         """
         videos_per_batch = max(1, TEST_CLIPS_PER_TRAINING_CLIP * self.batch_size // self.test_set.clips_per_item)
         return self._loader(
-            self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank()), batch_size=videos_per_batch
+            self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank(), "test"), batch_size=videos_per_batch
         )
