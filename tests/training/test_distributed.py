@@ -179,6 +179,8 @@ def test_ranks_die_with_their_launcher_when_it_is_killed(tiny_dataset, cache_dir
         while any(_alive(pid) for pid in ranks) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(_alive(pid) for pid in ranks), "a DDP rank outlived its killed launcher"
+        # torch's own parent-death signal (SIGINT) would let them finish the batch, save and write the record
+        assert not (tmp_path / "results.json").exists(), "a rank wrote the run's record after its launcher died"
     finally:
         launcher.kill()
 
@@ -195,3 +197,27 @@ def test_channels_last_gradients_have_their_parameters_strides(name):
     net(torch.randn(1, 3, 8, 64, 64)).sum().backward()
     mismatched = [n for n, p in net.named_parameters() if p.grad is not None and p.grad.stride() != p.stride()]
     assert not mismatched
+
+
+def test_a_cluster_without_accounting_gets_one_sacct_warning_not_one_per_poll(tmp_path, caplog):
+    import logging.config
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    logging.config.dictConfig(OmegaConf.to_container(cfg.hydra.hydra_logging))  # as Hydra does at the start
+    submitit = logging.getLogger("submitit")
+    submitit.addHandler(caplog.handler)
+    try:
+        for call in range(1, 6):
+            submitit.warning(f"Call #{call} - Bypassing sacct error Command 'sacct' failed, status may be inaccurate.")
+        submitit.warning("something else")
+    finally:
+        submitit.removeHandler(caplog.handler)
+        submitit.filters.clear()
+    lines = [record.getMessage() for record in caplog.records if record.name == "submitit"]
+    assert len(lines) == 2 and "no job accounting" in lines[0] and lines[1] == "something else"
