@@ -13,8 +13,10 @@ folder, same values), and waits for them:
 - Ctrl-C or SIGTERM to this process is passed on to the ranks as SIGTERM: they
   stop together after the same batch and save a checkpoint (interruption.py),
   and this process ends as interrupted; a second Ctrl-C kills the ranks;
-- when the ranks are started by someone else (SLURM tasks, torchrun), train()
-  leaves them alone: Lightning finds them through the environment.
+- when the ranks are started by someone else (several SLURM tasks, torchrun),
+  train() leaves them alone: Lightning finds them through the environment;
+- the ranks die with this process, even when it is SIGKILLed (it holds the
+  run folder's lock).
 """
 
 from __future__ import annotations
