@@ -26,7 +26,7 @@ test-fast: $(STAMP)  ## the suite without the slow tests
 	$(PY) -m pytest -m "not slow"
 
 hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
-	$(PY) -m ar_experiments.train -m hparams_search=optuna
+	$(PY) -m ar_experiments.train -m hparams_search=optuna experiment=demo
 
 report: $(STAMP)  ## report of the newest sweep (or SWEEP=multirun/<date>/<time>)
 	$(PY) -m ar_experiments.report $(or $(SWEEP),--latest)

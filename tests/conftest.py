@@ -45,7 +45,7 @@ def synthetic_spec(**changes):
 
     from ar_experiments.data.synthetic import SyntheticSpec
 
-    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").data.synthetic)
+    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").synthetic)
     return SyntheticSpec.from_config({**values, **changes})
 
 
@@ -65,8 +65,9 @@ def tiny_dataset(cache_dir) -> Path:
 
 
 def tiny_overrides(cache_dir: Path, output_dir: Path | None = None) -> list[str]:
-    """Overrides that shrink a run to seconds on the tiny dataset."""
+    """Overrides that shrink a run of the demo's recipe (conf/experiment/demo.yaml) to seconds on the tiny dataset."""
     overrides = [
+        "experiment=demo",
         f"paths.cache_dir={cache_dir}",
         f"data.synthetic.classes=[{','.join(TINY_SYNTHETIC['classes'])}]",
         "data.synthetic.clips_per_group=[1,1]",

@@ -217,10 +217,12 @@ class ForwardSignals:
 
 def _record_failure(cfg: DictConfig, run_dir: Path, error: str) -> None:
     """Mark the run failed unless rank 0 already did (with its own, fuller, record)."""
+    from dataclasses import replace
+
     from .run_record import base_record, write_results
 
     if _read_results(run_dir).get("status") != "failed":
-        write_results(run_dir, {**base_record(cfg), "status": "failed", "error": error})
+        write_results(run_dir, replace(base_record(cfg), status="failed", error=error))
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:
@@ -237,11 +239,7 @@ def _run_rank(
     local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int, launcher: int
 ) -> None:
     """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
-    from . import ranks
-
     _die_with(launcher)
-
-    ranks.STARTED_RANK = True
     # the ranks' places come from `env`: inside a SLURM job of one task, Lightning would otherwise take
     # SLURM's task count (1) for the world size
     config["trainer"]["plugins"] = [*(config["trainer"].get("plugins") or []), {"_target_": LIGHTNING_ENVIRONMENT}]
@@ -253,7 +251,7 @@ def _run_rank(
 
     from .run import run_in_this_process
 
-    run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group)
+    run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group, started_rank=True)
 
 
 def _die_with(launcher: int) -> None:

@@ -41,7 +41,7 @@ def test_the_seed_protocol_stays_the_default(compose_config):
 
 
 def test_no_validation_set_with_early_stopping_is_a_config_error_before_training(tiny_dataset, cache_dir, tmp_path):
-    # the synthetic data trains without early stopping (conf/data/synthetic.yaml): put the default one back
+    # the demo's recipe trains without early stopping (conf/experiment/demo.yaml): put the default one back
     early_stopping = "callbacks.early_stopping={_target_:pytorch_lightning.callbacks.EarlyStopping,monitor:val/top1}"
     overrides = [*tiny_overrides(cache_dir), *FAST, early_stopping, "data.val_groups_per_class=0"]
     result = run_train([*overrides, f"hydra.run.dir={tmp_path}"])
