@@ -136,6 +136,10 @@ class FolderLockCallback(Callback):
         except FolderInUse as err:
             raise SystemExit(f"error: {err}") from None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # joblib and submitit pickle the launcher with Hydra's callbacks; a held lock stays with this process
+        return {key: value for key, value in self.__dict__.items() if key != "lock"}
+
     def _free(self) -> None:
         lock = getattr(self, "lock", None)
         if lock is not None:

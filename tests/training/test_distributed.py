@@ -221,3 +221,20 @@ def test_a_cluster_without_accounting_gets_one_sacct_warning_not_one_per_poll(tm
         submitit.filters.clear()
     lines = [record.getMessage() for record in caplog.records if record.name == "submitit"]
     assert len(lines) == 2 and "no job accounting" in lines[0] and lines[1] == "something else"
+
+
+def test_the_sweep_folder_lock_callback_pickles_while_held(tmp_path, no_launcher):
+    """joblib and submitit pickle the launcher with Hydra's callbacks; the held lock stays here."""
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from ar_experiments.training.run_lock import FolderLockCallback
+
+    callback = FolderLockCallback()
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    try:
+        assert callback.lock is not None
+        assert not hasattr(pickle.loads(pickle.dumps(callback)), "lock")
+    finally:
+        callback.on_multirun_end(None)
