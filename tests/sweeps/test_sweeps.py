@@ -76,8 +76,6 @@ def test_train_starts_ddp_ranks_only_for_script_launched_ddp(compose_config, mon
     assert ranks_to_start(compose_config(["trainer=ddp_cpu"]).trainer) == 2
     assert ranks_to_start(compose_config([]).trainer) == 0
     assert ranks_to_start(compose_config(["trainer=ddp_cpu", "trainer.devices=1"]).trainer) == 0
-    # Lightning's spawn strategy starts its own processes without re-running the command
-    assert ranks_to_start(compose_config(["trainer=ddp_cpu", "trainer.strategy=ddp_spawn"]).trainer) == 0
     # a rank started by torchrun, SLURM or train() itself must not start more
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert ranks_to_start(compose_config(["trainer=ddp_cpu"]).trainer) == 0
