@@ -60,7 +60,7 @@ def test_the_position_advances_after_every_batch_and_a_mid_epoch_checkpoint_resu
     train(stopped, 0)
     for done in range(1, 4):  # the saved position moves with each batch of epoch 1
         assert train(stopped, 1, batches=done) == epochs[1][:done]
-        assert stopped.state_dict() == {"epoch": 1, "batches_done": done}
+        assert stopped.state_dict() == {"epoch": 1, "batches_done": done, "world_size": 1}
     resumed = loader()
     resumed.load_state_dict(stopped.state_dict())
     assert list(map(torch.Tensor.tolist, resumed)) == epochs[1][3:], "the rest of epoch 1, in order"
@@ -69,7 +69,7 @@ def test_the_position_advances_after_every_batch_and_a_mid_epoch_checkpoint_resu
 def test_the_epochs_last_batch_moves_the_position_to_the_next_epochs_start():
     data = loader()
     train(data, 0)
-    assert data.state_dict() == {"epoch": 1, "batches_done": 0}  # a checkpoint at the epoch's end starts epoch 1
+    assert data.state_dict() == {"epoch": 1, "batches_done": 0, "world_size": 1}  # a checkpoint at the epoch's end starts epoch 1
 
 
 def test_overfitting_trains_the_first_epochs_batches_every_epoch():
@@ -78,14 +78,18 @@ def test_overfitting_trains_the_first_epochs_batches_every_epoch():
     assert train(data, 3, overfit_batches=2) == first
 
 
-def test_each_training_step_seeds_dropout_from_seed_step_and_rank():
+def test_each_training_batch_seeds_dropout_from_seed_epoch_batch_and_rank():
     callback = ResumableTraining(SEED)
-    trainer = SimpleNamespace(global_step=5, global_rank=1)
-    callback.on_train_batch_start(trainer, None, None, 0)
+    trainer = SimpleNamespace(current_epoch=2, global_step=5, global_rank=1)
+    callback.on_train_batch_start(trainer, None, None, 3)
     first = torch.rand(3)
-    torch.manual_seed(123)  # whatever drew random numbers before the step
-    callback.on_train_batch_start(trainer, None, None, 0)
+    torch.manual_seed(123)  # whatever drew random numbers before the batch
+    trainer.global_step = 9  # the optimiser step does not decide (accumulated batches share it)
+    callback.on_train_batch_start(trainer, None, None, 3)
     assert torch.equal(torch.rand(3), first)
-    trainer.global_step = 6
-    callback.on_train_batch_start(trainer, None, None, 0)
+    for change in ({"current_epoch": 3}, {"global_rank": 0}):
+        moved = SimpleNamespace(**{**vars(trainer), **change})
+        callback.on_train_batch_start(moved, None, None, 3)
+        assert not torch.equal(torch.rand(3), first), change
+    callback.on_train_batch_start(trainer, None, None, 4)
     assert not torch.equal(torch.rand(3), first)
