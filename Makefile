@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install sweep test test-fast hpo report explore bench bench-packing gpu-wheels bench-gpu lint clean
+.PHONY: install sweep test test-all hpo report explore bench bench-packing gpu-wheels bench-gpu lint clean
 
 install: $(STAMP)
 
@@ -19,11 +19,11 @@ sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic da
 	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
 	$(PY) -m ar_experiments.report --latest; exit $$status
 
-test: $(STAMP)  ## the whole suite, slow tests included
-	$(PY) -m pytest
-
-test-fast: $(STAMP)  ## the suite without the slow tests
+test: $(STAMP)  ## the fast tests (about two minutes on 2 cores; `make test-all` adds the slow ones)
 	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command lines, whole sweeps, DDP)
+	$(PY) -m pytest
 
 hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
 	$(PY) -m ar_experiments.train -m hparams_search=optuna
