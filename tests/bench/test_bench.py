@@ -225,6 +225,7 @@ def unslowed(tiny_models):
     return _measure(tiny_models)
 
 
+@pytest.mark.slow  # three timed fits of x3d_m, one with seconds of sleeps; timings need a quiet machine
 def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models, unslowed, monkeypatch):
     from ar_experiments.bench import training
     from ar_experiments.training.module import VideoClassifier
@@ -254,6 +255,7 @@ def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models
     assert row["compile_s"] > before_row["compile_s"] + 1.5
 
 
+@pytest.mark.slow  # shares the timed fits above
 def test_idle_fraction_rises_when_the_data_path_is_slowed(tiny_models, unslowed, monkeypatch):
     from ar_experiments.bench.training import compose_config, fit_loop
     from ar_experiments.data.dataset import VideoClipDataset
