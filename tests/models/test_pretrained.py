@@ -151,6 +151,8 @@ def test_a_run_fine_tunes_from_the_checkpoint(
         f"model.freeze_backbone={str(freeze).lower()}",
         "optimizer.head_lr_mult=10",
         "logger=csv",
+        "data.batch_size=2",
+        "test.temporal_views=1",
         *tiny_overrides(cache_dir),
     ]
     with caplog.at_level(logging.INFO, logger="ar_experiments"):

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from tests import conftest
-from tests.conftest import tiny_overrides
+from tests.conftest import SMALLEST_RUN, tiny_overrides
 
 
 def run_train(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -83,10 +83,10 @@ def test_debug_overfit_trains_the_same_batch_with_the_same_clips_every_epoch(
         f"+callbacks.record.folder={tmp_path / 'batches'}",
     ]
     shrunk = [o for o in tiny_overrides(cache_dir) if not o.startswith("trainer.")]
-    args = [*shrunk, "debug=overfit", "trainer.max_epochs=3", "model=x3d_xs", "frames=4", "logger=csv", *record]
-    train_in_process([*args, "trainer.enable_progress_bar=false"])
+    args = [*shrunk, "debug=overfit", "trainer.max_epochs=3", *SMALLEST_RUN, "data.batch_size=2", *record]
+    train_in_process([*args, "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false"])
     epochs = train_batches(tmp_path / "batches")
-    assert sorted(epochs) == [0, 1, 2] and len(epochs[0][0]) == 8
+    assert sorted(epochs) == [0, 1, 2] and len(epochs[0][0]) == 2
     assert epochs[0][0] == epochs[1][0] == epochs[2][0]
 
 
