@@ -26,7 +26,7 @@ test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command
 	$(PY) -m pytest
 
 hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
-	$(PY) -m ar_experiments.train -m hparams_search=optuna
+	$(PY) -m ar_experiments.train -m hparams_search=optuna experiment=demo
 
 report: $(STAMP)  ## report of the newest sweep (or SWEEP=multirun/<date>/<time>)
 	$(PY) -m ar_experiments.report $(or $(SWEEP),--latest)

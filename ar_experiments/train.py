@@ -9,7 +9,6 @@ The entry only wires the parts: DDP ranks (training/distributed.py) or one proce
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from .config import resolvers  # noqa: F401  (registers the resolvers the config
 
 
 def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
-    """Fit, test with the best checkpoint, write results.json; return best val top-1.
+    """Fit, test with the best checkpoint, write results.json; return best val top-1 (what a sweeper optimises).
 
     The run folder is held (training/run_lock.py) from before resume planning reads it: one live process
     writes it. Under trainer=ddp/ddp_cpu this process starts the ranks and waits for them.
@@ -32,7 +31,8 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
     with holding(Path(cfg.paths.output_dir)):
         if not (processes := ranks_to_start(cfg.trainer)):
-            return run_in_this_process(cfg, wandb_group, started)
+            best = run_in_this_process(cfg, wandb_group, started).best_val_acc
+            return float(best) if best is not None else float("nan")
         from .training.interruption import RunInterrupted
 
         try:
@@ -44,23 +44,23 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from .config.checks import ConfigError
-    from .data.splits import DatasetIndexError
-    from .sweeps.gpu_placement import claim_gpus
+    from .sweeps.gpu_placement import claim_gpus, release_gpu_memory
     from .sweeps.job_status import update_job_status
+    from .training.console_log import ONE_LINE_ERRORS
     from .training.run import sweep_dir
 
     try:
-        with claim_gpus(cfg, status=update_job_status):  # a GPU multirun's job takes a GPU slot of its own
+        with claim_gpus(cfg, status=update_job_status) as devices:  # a GPU job takes a GPU slot of its own
+            if devices is not None:
+                cfg.trainer.devices = devices
             return train(cfg)
-    except (ConfigError, DatasetIndexError) as err:
+    except ONE_LINE_ERRORS as err:
         if sweep_dir():  # in a multirun the job fails and the sweep goes on to the next one
             raise
         # the message names the key or file and the fix; a traceback would only bury it
         raise SystemExit(f"error: {err}") from None
     finally:
-        # trainer, module and loaders reference each other: collect them now, before the next multirun job
-        gc.collect()
+        release_gpu_memory()  # before the next job of this process (a multirun's)
 
 
 if __name__ == "__main__":

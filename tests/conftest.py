@@ -51,7 +51,7 @@ def synthetic_spec(**changes):
 
     from ar_experiments.data.synthetic import SyntheticSpec
 
-    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").data.synthetic)
+    values = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "synthetic.yaml").synthetic)
     return SyntheticSpec.from_config({**values, **changes})
 
 
@@ -86,8 +86,9 @@ SMALLEST_RUN = ["model=x3d_xs", "frames=4", "logger=csv", "test.temporal_views=1
 
 
 def tiny_overrides(cache_dir: Path, output_dir: Path | None = None) -> list[str]:
-    """Overrides that shrink a run to seconds on the tiny dataset."""
+    """Overrides that shrink a run of the demo's recipe (conf/experiment/demo.yaml) to seconds on the tiny dataset."""
     overrides = [
+        "experiment=demo",
         *tiny_data(cache_dir),
         "data.num_workers=0",
         "trainer.max_epochs=1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -47,3 +48,13 @@ class FirstEpochBest(pl.Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module):
         pl_module.log("probe/first_best", -float(trainer.current_epoch))
+
+
+class SlowTrainingSteps(pl.Callback):
+    """Sleeps `seconds` after every training batch, so that a run's training time is mostly its steps'."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(self.seconds)

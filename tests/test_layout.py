@@ -14,13 +14,14 @@ PACKAGE = REPO / "ar_experiments"
 # explore, summary, check_data) and bench/ may import any folder; nothing imports them.
 MAY_IMPORT = {
     "safety": set(),
+    "record": set(),
     "data": set(),
     "models": {"safety"},
     "sweeps": {"safety"},
     "evaluation": {"data", "safety"},
     "config": {"data", "models", "sweeps", "safety"},
-    "training": {"config", "data", "models", "evaluation", "sweeps", "safety"},
-    "report": {"safety", "sweeps"},  # sweeps: the names of the progress files it reads
+    "training": {"config", "data", "models", "evaluation", "sweeps", "safety", "record"},
+    "report": {"safety", "sweeps", "record"},  # sweeps: the names of the progress files it reads
 }
 COMMANDS = {"train", "predict", "explore", "summary", "check_data", "bench"}
 MAX_LINES = 300

@@ -197,7 +197,7 @@ def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
 
 
 def _dataset_overrides(plan: Plan, args: argparse.Namespace) -> list[str]:
-    overrides = [f"paths.cache_dir={args.cache_dir.resolve()}"] if args.cache_dir else []
+    overrides = ["experiment=demo"] + ([f"paths.cache_dir={args.cache_dir.resolve()}"] if args.cache_dir else [])
     return overrides + (TINY_SYNTHETIC if plan.tiny_synthetic else [])
 
 

@@ -54,7 +54,11 @@ class PointwiseConv3d(nn.Conv3d):
 
 
 def use_pointwise_matmul(net: nn.Module, setting: str | bool = "auto") -> int:
-    """Swap every ungrouped Conv3d of `net` with no spatial extent or padding for a PointwiseConv3d (how many)."""
+    """Swap every ungrouped Conv3d of `net` with no spatial extent or padding for a PointwiseConv3d (how many).
+
+    A 1x1x1 convolution with temporal padding stays a Conv3d: its matrix multiply reads no padding, so the
+    padded frames (zeros through the bias) would be missing from its output.
+    """
     swapped = 0
     for module in net.modules():
         if (
@@ -63,6 +67,7 @@ def use_pointwise_matmul(net: nn.Module, setting: str | bool = "auto") -> int:
             and module.groups == 1
             and isinstance(module.padding, tuple)
             and module.padding[1:] == (0, 0)
+            and (module.kernel_size[0] > 1 or module.padding[0] == 0)
             and module.dilation == (1, 1, 1)
             and module.padding_mode == "zeros"
         ):

@@ -1,3 +1,4 @@
 """Sweep folder -> report.md, report.csv, comparisons.csv and plots, with their statistics.
 
-Reads results.json, CSV files and predictions only: imports no torch, nothing of training or data."""
+Reads results.json (its keys: record/), CSV files and predictions only: imports no torch, nothing of training
+or data."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..record.results import KEYS, KINDS
 from ..safety.atomic import atomic_write_bytes, atomic_write_text
 from . import plots as report_plots
 from .comparisons import compare_sweep, comparisons_table
@@ -28,11 +29,15 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# report.csv's first columns: every key of the record, in its order (objects such as `versions` are flattened)
+RECORD_COLUMNS = tuple(key for key in KEYS if KINDS[key] is not dict)
+
+
 def runs_csv(report: SweepReport) -> pd.DataFrame:
     """report.csv: every results.json key flattened, `override.<key>` per Hydra override, and the CI columns."""
     rows = []
     for job in report.sweep.jobs:
-        row = {"job": job.name, **flatten(job.results or {"status": job.status})}
+        row = {"job": job.name, **dict.fromkeys(RECORD_COLUMNS), **flatten(job.results or {"status": job.status})}
         if not job.completed:
             row["error"] = job.error
         row.update({f"override.{key}": value for key, value in (job.overrides or {}).items()})

@@ -30,8 +30,10 @@ def progress_text(progress: dict[str, Any]) -> str:
         epoch = f", epoch {job['epoch']}/{job.get('max_epochs') or '?'}" if job.get("epoch") is not None else ""
         device = f" on {job['device']}" if job.get("device") else ""
         stage = f", {job['stage']}" if job.get("stage") and job.get("stage") != "train" else ""
+        stalled = f"; NO PROGRESS for {duration_text(job['no_progress_s'])}" if job.get("stalled") else ""
         lines.append(
-            f"  {job.get('state')}: {job.get('job')}{device}{epoch}{stage}, {duration_text(job.get('seconds') or 0)}"
+            f"  {job.get('state')}: {job.get('job')}{device}{epoch}{stage}, "
+            f"{duration_text(job.get('seconds') or 0)}{stalled}"
         )
     for job in progress.get("finished_jobs", []):
         if job.get("state") == FAILED:

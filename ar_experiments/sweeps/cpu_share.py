@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-from omegaconf import DictConfig
-
 log = logging.getLogger(__name__)
 
 
@@ -53,14 +51,14 @@ def console_log_level() -> str:
     return "INFO" if progress_bar() else "WARNING"
 
 
-def limit_threads(cfg: DictConfig) -> None:
-    """Apply `threads_per_job`: PyTorch's CPU threads, and at most as many data loader workers."""
-    threads = cfg.get("threads_per_job")
+def limit_threads(threads: int | None, num_workers: int) -> int:
+    """Apply `threads_per_job` (None or 0: PyTorch's choice) to PyTorch's CPU threads; return the data loader
+    workers the run should start: `num_workers`, at most `threads`."""
     if not threads:
-        return
+        return num_workers
     import torch
 
-    torch.set_num_threads(int(threads))
-    if cfg.data.get("num_workers", 0) > threads:
-        cfg.data.num_workers = int(threads)
-    log.info("threads_per_job=%d: %d PyTorch threads, data.num_workers=%d", threads, threads, cfg.data.num_workers)
+    threads, workers = int(threads), min(int(num_workers), int(threads))
+    torch.set_num_threads(threads)
+    log.info("threads_per_job=%d: %d PyTorch threads, data.num_workers=%d", threads, threads, workers)
+    return workers

@@ -1,53 +1,64 @@
-"""GPU placement of a multirun's jobs: each job claims a GPU slot of its own before CUDA starts.
+"""GPU placement: each GPU job claims a GPU slot of its own before CUDA starts, machine-wide.
 
-With `trainer=gpu` (or `trainer=ddp`) under a local launcher (basic, joblib), a
-job claims `jobs_per_gpu`-th shares ("slots") of the visible GPUs through lock
-files in the sweep folder (`<sweep>/.gpu_slots/`):
+With `trainer=gpu` (or `trainer=ddp`), a job (of a multirun under a local
+launcher, basic or joblib, or a single run) claims `jobs_per_gpu`-th shares
+("slots") of its GPUs through lock files in one folder per user and machine
+(gpu_slots.slots_folder: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots),
+so sweeps and single runs started separately share the GPUs:
 
-- the GPUs are those CUDA_VISIBLE_DEVICES allows, else all of the machine's;
+- the GPUs are those CUDA_VISIBLE_DEVICES allows, else inside a SLURM
+  allocation its SLURM_STEP_GPUS / SLURM_JOB_GPUS, else all of the machine's;
+  inside an allocation the slots are the allocation's own (a sub-folder per job id);
 - a one-GPU job takes one slot, on the GPU with the most free slots (so jobs
   spread over the GPUs before they pack), preferring the GPU its process used
   for an earlier job; a DDP job takes every slot of as many GPUs as it asks
   for (`trainer.devices`: a number, or `auto` for all), all at once or none;
-- a job that finds no free slot waits for one (and says so in its status);
-- a slot is an `fcntl.flock` on a file: the job releases it when it ends, and
-  the kernel releases it when the process dies, so a failed or killed job frees
-  its GPU for the next.
+- a job that finds no free slot waits for one, says so in one line (naming the
+  processes that hold the GPUs) and in its status (`waiting`, which the sweep's
+  time-left estimate does not count as running);
+- a slot is a lock file (safety/file_lock.py): the job releases it when it
+  ends, and the kernel releases it when the process dies, so a failed or killed
+  job frees its GPU for the next.
 
-The job is then told its devices as `trainer.devices=[i]`, `i` being the GPU's
-index among those this process sees (CUDA's numbering under the inherited
-CUDA_VISIBLE_DEVICES). Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
-workers are reused from job to job, and once CUDA has started in a process its
-visible devices are fixed, so the second job of a worker could not move to
-another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the process's
-current device before anything is put on the GPU, so a job creates a CUDA
-context on its own GPU only (a reused worker that moves to another GPU keeps
-the earlier context, a few hundred MB, which the preference for its previous
-GPU makes rare).
+`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in
+this process (CUDA's numbering under the inherited CUDA_VISIBLE_DEVICES), and the
+caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES:
+joblib's loky workers are reused from job to job, and once CUDA has started in a
+process its visible devices are fixed, so the second job of a worker could not
+move to another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the
+process's current device before anything is put on the GPU, so a job creates a
+CUDA context on its own GPU only (a reused worker that moves to another GPU keeps
+the earlier context, a few hundred MB, which the preference for its previous GPU
+makes rare). Between jobs `release_gpu_memory` hands the worker's cached blocks
+back to the driver.
 
-Left alone: single runs, SLURM and submitit jobs (submitit gives each task its
-GPUs), ranks started by torchrun, a `trainer.devices` that is already a list,
-and `sweep.gpu_placement=false`.
+Left alone: submitit jobs (submitit has SLURM give each task its GPUs), the
+tasks of a multi-task srun step and ranks started by torchrun (each rank takes
+the GPU of its local rank), a `trainer.devices` that is already a list, and
+`sweep.gpu_placement=false`.
 
 This module imports no torch at load time, so the placement logic is testable
-with a simulated list of GPUs.
+with a simulated list of GPUs and environment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .gpu_slots import SLOTS_FOLDER, Claim, SlotPool, visible_gpus
+from .gpu_slots import SlotPool, slots_folder, visible_gpus
+from .job_status import RUNNING, WAITING
 
 log = logging.getLogger(__name__)
 _PREVIOUS_GPU: int | None = None
-"""The visible index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
+"""The CUDA index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
 
 # --- the job's side ---------------------------------------------------------------------------
 
@@ -62,7 +73,7 @@ def _hydra_launcher() -> tuple[bool, Any]:
     return hydra.mode.name == "MULTIRUN", hydra.launcher
 
 
-def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
+def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | None:
     """Why this job is not placed (None: it is). Cheap: reads the config and the environment only."""
     env = os.environ if env is None else env
     sweep = cfg.get("sweep") or {}
@@ -74,12 +85,12 @@ def placement_wanted(cfg: Any, env: dict[str, str] | None = None) -> str | None:
     devices = trainer.get("devices", "auto")
     if not re.fullmatch(r"auto|-1|\d+", str(devices).strip()):  # a number of GPUs, or all of them
         return f"trainer.devices={devices} names its GPUs"
-    if "LOCAL_RANK" in env or "SLURM_JOB_ID" in env or "SUBMITIT_EXECUTOR" in env:
-        return "its GPUs are given by SLURM, submitit or torchrun"
-    multirun, launcher = _hydra_launcher()
-    if not multirun:
-        return "a single run"
-    if launcher is not None and "submitit" in str(launcher.get("_target_", "")):
+    if "LOCAL_RANK" in env:
+        return "a rank started by torchrun: its local rank names its GPU"
+    if int(env.get("SLURM_STEP_NUM_TASKS") or 1) > 1:
+        return "a task of a multi-task srun step: SLURM and Lightning give each rank its GPU"
+    _, launcher = _hydra_launcher()
+    if "SUBMITIT_EXECUTOR" in env or (launcher is not None and "submitit" in str(launcher.get("_target_", ""))):
         return "submitit gives each task its GPUs"
     return None
 
@@ -103,12 +114,6 @@ def _completed_before(cfg: Any) -> bool:
         return False
 
 
-def sweep_folder() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(str(HydraConfig.get().sweep.dir))
-
-
 def _jobs_at_once() -> int | None:
     from .cpu_share import parallel_jobs
 
@@ -118,8 +123,10 @@ def _jobs_at_once() -> int | None:
 
 
 @contextlib.contextmanager
-def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[Claim | None]:
-    """Around one job of a multirun: hold its GPU slot(s) and point `cfg.trainer.devices` at them."""
+def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[list[int] | None]:
+    """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices), None when not placed.
+
+    The caller passes them on as `trainer.devices`; `status` hears the job's state (waiting, running)."""
     global _PREVIOUS_GPU
     reason = placement_wanted(cfg)
     if reason is not None or _completed_before(cfg):
@@ -133,7 +140,7 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         yield None
         return
     jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
-    pool = SlotPool(sweep_folder() / SLOTS_FOLDER, gpus, jobs_per_gpu)
+    pool = SlotPool(slots_folder(), gpus, jobs_per_gpu)
     needed, whole = _gpus_needed(cfg, len(gpus))
     at_once = _jobs_at_once()
     if at_once is not None and at_once < pool.slots and not whole:
@@ -144,13 +151,18 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         )  # fmt: skip
 
     def waiting() -> None:
-        log.info("waiting for a free GPU slot (%d slots on %d GPU(s), all taken)", pool.slots, len(gpus))
+        held_by = ", ".join(str(pid) for pid in pool.holders()) or "processes just ending"
+        log.warning(
+            "%s waits for a GPU: all %d slot(s) of GPU(s) %s are taken (jobs_per_gpu=%d, held by pid %s); "
+            "it starts when one frees (slots in %s)",
+            cfg.get("run_name", "this job"), pool.slots, ",".join(gpu.label for gpu in gpus), jobs_per_gpu, held_by,
+            pool.folder,
+        )  # fmt: skip
         if status is not None:
-            status(state="waiting for a GPU")
+            status(state=WAITING)
 
     claim = pool.claim(needed, whole=whole, prefer=None if whole else _PREVIOUS_GPU, on_wait=waiting)
     try:
-        cfg.trainer.devices = list(claim.indices)
         if not whole:
             _PREVIOUS_GPU = claim.indices[0]
         text = ", ".join(
@@ -158,10 +170,23 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         )
         log.info("GPU placement: this job runs on %s (jobs_per_gpu=%d)", text, jobs_per_gpu)
         if status is not None:
-            status(state="running", device=", ".join(f"cuda:{index}" for index in claim.indices))
-        yield claim
+            status(state=RUNNING, device=", ".join(f"cuda:{index}" for index in claim.indices))
+        yield list(claim.indices)
     finally:
         claim.release()
+
+
+def release_gpu_memory() -> None:
+    """After a job, in a process that runs the next (a reused joblib worker): collect the finished job's objects
+    (trainer, module and loaders reference each other), hand the CUDA blocks they cached back to the driver
+    (else the next job, perhaps packed beside others with jobs_per_gpu, starts with the last one's memory),
+    and start the peak memory count (results.json's peak_gpu_mb) again."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
 
 
 # --- what results.json says -------------------------------------------------------------------

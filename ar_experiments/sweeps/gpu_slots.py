@@ -1,22 +1,31 @@
-"""GPU slots of one sweep folder: which GPUs a job may use, and a lock file per slot that frees itself
-when its process ends (see gpu_placement.py)."""
+"""GPU slots of one machine (or one SLURM allocation): which GPUs a job may use, where their slots live, and a
+lock file per slot that frees itself when its process ends (see gpu_placement.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-SLOTS_FOLDER = ".gpu_slots"
+from ..safety.file_lock import HeldLock, read_owner, try_lock, waiting_for
+
+SLOTS_DIR_ENV = "AR_GPU_SLOTS_DIR"
 MUTEX_FILE = "placement.lock"
 POLL_S = 1.0
+
+
+def slots_folder(env: Mapping[str, str] | None = None) -> Path:
+    """The slots every process of this user shares: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots
+    (local disk: a home folder on NFS would share one machine's slots with every other machine).
+
+    Inside a SLURM allocation, a folder of the allocation's own: its GPUs are numbered from 0 in each
+    allocation, so two allocations on one node must not share slot names."""
+    env = os.environ if env is None else env
+    root = Path(env.get(SLOTS_DIR_ENV) or f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
+    return root / f"slurm-{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else root
 
 
 def parse_visible_devices(value: str | None) -> list[str] | None:
@@ -43,18 +52,33 @@ def machine_gpu_count() -> int:
     return len(list(proc.iterdir())) if proc.is_dir() else 0
 
 
-def visible_gpus(env: dict[str, str] | None = None, count: int | Callable[[], int] | None = None) -> list[str]:
-    """Labels of the GPUs a job may use, in CUDA's order: the CUDA_VISIBLE_DEVICES entries, else "0".."n-1".
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU a job may use: `index`, CUDA's number for it in this process (cuda:index); `label`, its name in the
+    slot files (the CUDA_VISIBLE_DEVICES entry: a machine index or a UUID)."""
 
-    `count`: how many GPUs CUDA sees (torch.cuda.device_count() in a job; a number in tests);
-    the list is cut to it, as CUDA drops entries that name no GPU.
+    index: int
+    label: str
+
+
+def visible_gpus(env: Mapping[str, str] | None = None, count: int | Callable[[], int] | None = None) -> list[Gpu]:
+    """The GPUs a job may use, in CUDA's order.
+
+    CUDA_VISIBLE_DEVICES's entries when set (SLURM sets it for an allocation's GPUs); else, inside a
+    SLURM allocation, SLURM_STEP_GPUS or SLURM_JOB_GPUS (machine indices, which CUDA then numbers alike);
+    else every GPU of the machine. `count`: how many GPUs CUDA sees (torch.cuda.device_count() in a job,
+    a number in tests); the list is cut to it, as CUDA drops entries that name no GPU.
     """
     env = os.environ if env is None else env
-    entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
     seen = count() if callable(count) else count
-    if entries is None:
-        return [str(index) for index in range(seen if seen is not None else machine_gpu_count())]
-    return entries if seen is None else entries[:seen]
+    entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
+    if entries is not None:
+        return [Gpu(index, label) for index, label in enumerate(entries[:seen] if seen is not None else entries)]
+    allocated = env.get("SLURM_STEP_GPUS") or env.get("SLURM_JOB_GPUS")
+    if allocated:
+        labels = [label.strip() for label in allocated.split(",") if label.strip().isdigit()]
+        return [Gpu(int(label), label) for label in labels if seen is None or int(label) < seen]
+    return [Gpu(index, str(index)) for index in range(seen if seen is not None else machine_gpu_count())]
 
 
 def _slot_name(label: str, slot: int) -> str:
@@ -63,18 +87,16 @@ def _slot_name(label: str, slot: int) -> str:
 
 @dataclass
 class Claim:
-    """GPUs held by one job: `indices` into the visible list, the slot locks that hold them."""
+    """GPUs held by one job: their CUDA `indices` and slot `labels`, and the slot locks that hold them."""
 
     indices: list[int]
     labels: list[str]
-    handles: list[Any] = field(default_factory=list, repr=False)
+    locks: list[HeldLock] = field(default_factory=list, repr=False)
 
     def release(self) -> None:
-        for handle in self.handles:
-            with contextlib.suppress(OSError):
-                fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-        self.handles = []
+        for lock in self.locks:
+            lock.release()
+        self.locks = []
 
     def __enter__(self) -> Claim:
         return self
@@ -84,49 +106,43 @@ class Claim:
 
 
 class SlotPool:
-    """`jobs_per_gpu` slots per visible GPU, shared by every process through lock files in `folder`."""
+    """`jobs_per_gpu` slots per GPU, shared by every process through lock files in `folder`."""
 
-    def __init__(self, folder: Path, gpus: list[str], jobs_per_gpu: int = 1):
+    def __init__(self, folder: Path, gpus: list[Gpu], jobs_per_gpu: int = 1):
         if jobs_per_gpu < 1:
             raise ValueError(f"jobs_per_gpu={jobs_per_gpu}: it must be 1 or more")
         self.folder = Path(folder)
         self.gpus = list(gpus)
         self.jobs_per_gpu = int(jobs_per_gpu)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.folder.stat().st_uid != os.getuid():  # another user's folder in /tmp: their claims, not ours
+            raise PermissionError(
+                f"the GPU slots folder {self.folder} belongs to another user; set {SLOTS_DIR_ENV}=<a folder of yours>"
+            )
 
     @property
     def slots(self) -> int:
         return len(self.gpus) * self.jobs_per_gpu
 
-    def _try_lock(self, gpu: int, slot: int):
-        handle = open(self.folder / _slot_name(self.gpus[gpu], slot), "a+")  # noqa: SIM115 - held while the job runs
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            handle.close()
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            raise
-        return handle
+    def _slot_path(self, gpu: int, slot: int) -> Path:
+        return self.folder / _slot_name(self.gpus[gpu].label, slot)
 
-    @contextlib.contextmanager
-    def _mutex(self) -> Iterator[None]:
-        """One process at a time looks at and takes slots, so a decision sees the others' claims."""
-        with open(self.folder / MUTEX_FILE, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def holders(self) -> list[int]:
+        """The pids holding this pool's slots now, as their lock files record them."""
+        pids = {read_owner(self._slot_path(gpu, slot)).get("pid") for gpu in range(len(self.gpus))
+                for slot in range(self.jobs_per_gpu)}  # fmt: skip
+        return sorted(pid for pid in pids if isinstance(pid, int))
 
     def try_claim(self, gpus_needed: int = 1, whole: bool = False, prefer: int | None = None) -> Claim | None:
-        """Take slots now, or None: one slot of one GPU, or (`whole`, DDP) every slot of `gpus_needed` GPUs."""
+        """Take slots now, or None: one slot of one GPU (`prefer`: cuda:prefer if it has one free), or
+        (`whole`, DDP) every slot of `gpus_needed` GPUs."""
         if gpus_needed < 1 or gpus_needed > len(self.gpus):
             raise ValueError(f"a job asks for {gpus_needed} GPU(s); {len(self.gpus)} are visible ({self.gpus})")
-        with self._mutex():
-            free: dict[int, list[Any]] = {}  # gpu -> handles of its free slots (held while deciding)
+        with waiting_for(self.folder / MUTEX_FILE):  # one process decides at a time, seeing the others' claims
+            free: dict[int, list[HeldLock]] = {}  # gpu -> its free slots, held while deciding
             for gpu in range(len(self.gpus)):
-                free[gpu] = [h for slot in range(self.jobs_per_gpu) if (h := self._try_lock(gpu, slot)) is not None]
+                slots = (try_lock(self._slot_path(gpu, slot), record_owner=True) for slot in range(self.jobs_per_gpu))
+                free[gpu] = [lock for lock in slots if lock is not None]
             if whole:
                 chosen = [gpu for gpu in free if len(free[gpu]) == self.jobs_per_gpu][:gpus_needed]
                 if len(chosen) < gpus_needed:
@@ -134,19 +150,23 @@ class SlotPool:
                 keep = {gpu: free[gpu] for gpu in chosen}
             else:
                 candidates = [gpu for gpu in free if free[gpu]]
-                if prefer is not None and prefer in candidates:
-                    chosen = [prefer]
+                preferred = [gpu for gpu in candidates if self.gpus[gpu].index == prefer]  # cuda:prefer
+                if preferred:
+                    chosen = preferred
                 else:  # the emptiest GPU first: jobs spread before they pack
                     chosen = sorted(candidates, key=lambda gpu: (-len(free[gpu]), gpu))[:1]
                 keep = {gpu: free[gpu][:1] for gpu in chosen}
-            for gpu, handles in free.items():
-                for handle in handles:
-                    if handle not in keep.get(gpu, []):
-                        fcntl.flock(handle, fcntl.LOCK_UN)
-                        handle.close()
+            for gpu, locks in free.items():
+                for lock in locks:
+                    if lock not in keep.get(gpu, []):
+                        lock.release()
         if not chosen:
             return None
-        return Claim(chosen, [self.gpus[gpu] for gpu in chosen], [h for gpu in chosen for h in keep[gpu]])
+        return Claim(
+            [self.gpus[gpu].index for gpu in chosen],
+            [self.gpus[gpu].label for gpu in chosen],
+            [lock for gpu in chosen for lock in keep[gpu]],
+        )
 
     def claim(
         self,

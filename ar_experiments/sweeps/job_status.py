@@ -23,6 +23,9 @@ JOBS_FOLDER = Path(".progress") / "jobs"
 STATUS_ENV = "AR_SWEEP_JOB_STATUS"
 INTERVAL_ENV = "AR_SWEEP_PROGRESS_INTERVAL"
 RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
+WAITING = "waiting for a GPU"
+"""A started job that waits for a GPU slot (gpu_placement.py): not running yet, for the time-left estimate
+(its running time counts from `running_since`)."""
 FINISHED = (COMPLETED, FAILED, SKIPPED)
 
 
@@ -41,13 +44,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> None:
-    """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep."""
+    """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep.
+
+    Every update is a sign of progress (`updated_at`); a job that comes back to RUNNING (from WAITING)
+    notes when (`running_since`)."""
     path = path or os.environ.get(STATUS_ENV)
     if not path:
         return
     try:
         status = read_json(Path(path)) or {}
-        status.update(fields, updated_at=time.time())
+        now = time.time()
+        if fields.get("state") == RUNNING and status.get("state") != RUNNING:
+            fields = {"running_since": now, **fields}
+        status.update(fields, updated_at=now)
         atomic_write_json(path, status)
     except OSError as err:  # progress is a courtesy: it never fails a job
         log.warning("could not update the sweep progress file %s: %s", path, err)
@@ -69,12 +78,17 @@ class JobStatusCallback(Callback):
         job_dir = Path(str(hydra.runtime.output_dir))
         results = job_dir / "results.json"
         previous = read_json(results) or {}
+        started = time.time()
         status = {
             "num": int(hydra.job.num),
             "job": job_dir.name,
             "run_name": safe_name(config.get("run_name", job_dir.name)),  # printed and kept: no credential
+            "model": config.get("model", {}).get("name"),  # the job's kind, for the time left (time_left.py)
+            "frames": config.get("frames"),
             "state": RUNNING,
-            "started_at": time.time(),
+            "started_at": started,
+            "running_since": started,
+            "updated_at": started,
             "pid": os.getpid(),
             "host": os.uname().nodename,
             # a completed run already there is skipped by train(): its results.json keeps this mtime

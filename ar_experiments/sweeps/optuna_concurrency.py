@@ -19,7 +19,6 @@ numbered below it, so two searches agree whichever checks first.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+
+from ..safety.file_lock import process_alive, waiting_for
 
 SQLITE_PREFIX = "sqlite:///"
 SURPLUS = "surplus"
@@ -48,14 +49,8 @@ def _creation_lock(storage: Any):
     if not (isinstance(storage, str) and storage.startswith(SQLITE_PREFIX)):
         yield
         return
-    lock_path = Path(storage[len(SQLITE_PREFIX) :] + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with waiting_for(Path(storage[len(SQLITE_PREFIX) :] + ".lock")):
+        yield
 
 
 def open_study(study_name: str, storage: Any, directions: list, **options: Any) -> optuna.Study:
@@ -82,15 +77,7 @@ def owner_tag() -> str:
 
 def _owner_alive(tag: str) -> bool:
     host, _, pid = tag.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's process cannot be checked from here: assume it runs
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(host, int(pid) if pid.isdigit() else None)
 
 
 def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None = None) -> bool:

@@ -17,12 +17,8 @@ processes; submitit: on other machines sharing the folder):
   finished since, and writes progress.json atomically.
 - `python -m ar_experiments.report --progress <sweep>` prints progress.json.
 
-Time left: the mean wall time of the jobs that completed in this sweep (of every
-finished job that ran, while none has completed) x (the jobs not started + what
-the running ones have left of that mean), divided by the most jobs seen running
-at once. Skipped jobs take no time and do not count in the mean.
-
-The job side is job_status.py; reading progress.json back is report/progress.py. Neither imports torch.
+The time left and the jobs that stopped making progress are time_left.py's. The job side is
+job_status.py; reading progress.json back is report/progress.py. None of them imports torch.
 """
 
 from __future__ import annotations
@@ -46,9 +42,11 @@ from .job_status import (
     JOBS_FOLDER,
     PROGRESS_FILE,
     SKIPPED,
+    WAITING,
     now_iso,
     read_json,
 )
+from .time_left import STALL_AFTER_S, JobKind, estimate_time_left, no_progress_seconds, status_kind
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +61,11 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate_time_left(
-    finished: list[dict[str, Any]], running_elapsed: list[float], pending: int, at_once: int
-) -> float | None:
-    """Seconds left (see the module's docstring), or None before any job that ran has finished."""
-    ran = [job for job in finished if job.get("state") in (COMPLETED, FAILED) and job.get("seconds") is not None]
-    completed = [job["seconds"] for job in ran if job["state"] == COMPLETED]
-    durations = completed or [job["seconds"] for job in ran]
-    if not durations:
-        return None
-    mean = sum(durations) / len(durations)
-    work = pending * mean + sum(max(mean - elapsed, 0.0) for elapsed in running_elapsed)
-    return work / max(1, at_once)
-
-
-def finished_line(job: dict[str, Any], done: int, total: int | None, failed: int, left: float | None) -> str:
-    """`[7/18] slowfast-8f-split1 completed 0.97 top-1 in 55 s; 2 failed; about 6 min left`."""
+def finished_line(
+    job: dict[str, Any], done: int, total: int | None, failed: int, left: float | None, stalled: list[str] = ()
+) -> str:
+    """`[7/18] slowfast-8f-split1 completed 0.97 top-1 in 55 s; 2 failed; about 6 min left`, then the running
+    jobs that made no progress for a while: `; no progress: 3-x3d_m-6f-split1`."""
     name = job.get("run_name") or job.get("job")
     state = job.get("state")
     seconds = job.get("seconds")
@@ -96,7 +83,18 @@ def finished_line(job: dict[str, Any], done: int, total: int | None, failed: int
         parts.append(f"{failed} failed")
     if left is not None and left >= 1 and (total is None or done < total):
         parts.append(f"about {duration_text(left)} left")
+    if stalled:
+        parts.append(f"no progress: {', '.join(stalled)}")
     return "; ".join(parts)
+
+
+def stalled_line(job: dict[str, Any], seconds: float) -> str:
+    """`3-x3d_m-6f-split1 has made no progress for 12 min (epoch 2/5, pid 4242 on node7)`."""
+    epoch = f"epoch {job['epoch']}/{job.get('max_epochs') or '?'}, " if job.get("epoch") is not None else ""
+    return (
+        f"{job.get('job')} has made no progress for {duration_text(seconds)} "
+        f"({epoch}pid {job.get('pid')} on {job.get('host')})"
+    )
 
 
 class SweepMonitor:
@@ -109,11 +107,15 @@ class SweepMonitor:
         interval: float = 2.0,
         out: TextIO | None = None,
         clock=time.time,
+        stall_after: float = STALL_AFTER_S,
     ):
         self.sweep_dir = Path(sweep_dir).resolve()
         self.jobs_dir = self.sweep_dir / JOBS_FOLDER
         self.total = total
+        self.kinds: list[JobKind | None] = []  # of every job, by number, where the sweeper knows them
         self.interval = interval
+        self.stall_after = stall_after
+        self.stalled: set[int] = set()  # the running jobs announced as making no progress
         self.out = out
         self.clock = clock
         self.started_at = clock()
@@ -155,8 +157,10 @@ class SweepMonitor:
             log.warning("sweep progress: %s: %s", type(err).__name__, err)
             return None
 
-    def set_total(self, total: int) -> None:
+    def set_total(self, total: int, kinds: list[JobKind | None] | None = None) -> None:
+        """The number of jobs, and each one's (model, frames) when known (time_left.py)."""
         self.total = total
+        self.kinds = list(kinds or [])
 
     # one look at the folder
     def read_jobs(self) -> list[dict[str, Any]]:
@@ -170,13 +174,17 @@ class SweepMonitor:
             finished = [job for job in jobs if job.get("state") in FINISHED]
             finished.sort(key=lambda job: (job.get("ended_at") or 0, job.get("num", 0)))
             running = [job for job in jobs if job.get("state") not in FINISHED]
-            training = [job for job in running if job.get("state") != "waiting for a GPU"]
+            training = [job for job in running if job.get("state") != WAITING]
             self.most_at_once = max(self.most_at_once, len(training))
             total = self.total
             pending = max(0, (total or 0) - len(jobs))
-            elapsed = [now - job.get("started_at", now) for job in training]
             at_once = max(1, self.most_at_once)
-            left = estimate_time_left(finished, elapsed, pending + len(running) - len(training), at_once)
+            started = {job.get("num") for job in jobs}
+            unstarted = [num for num in range(total or 0) if num not in started][:pending]
+            waiting = [status_kind(job) for job in running if job.get("state") == WAITING]
+            kinds = [self.kinds[num] if num < len(self.kinds) else None for num in unstarted] + waiting
+            left = estimate_time_left(finished, training, kinds, at_once, now)
+            stalled = [job.get("job") for job in self._stalled(training, now)]
             # one line per job finished since the last look, in the order they ended
             done = len([job for job in finished if job.get("num") in self.announced])
             failed = len([job for job in finished if job.get("num") in self.announced and job["state"] == FAILED])
@@ -186,12 +194,21 @@ class SweepMonitor:
                 self.announced.add(job.get("num"))
                 done += 1
                 failed += job["state"] == FAILED
-                self._print(finished_line(job, done, total, failed, left))
+                self._print(finished_line(job, done, total, failed, left, stalled))
             if final:
                 self.status = status or ("finished" if not running and pending == 0 else "stopped")
             progress = self.progress(jobs, finished, running, pending, left, now, at_once)
             self._write(progress, force=final)
             return progress
+
+    def _stalled(self, training: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """The running jobs without progress for `stall_after` seconds; a line for each when it stalls."""
+        stalled = [job for job in training if no_progress_seconds(job, now) >= self.stall_after]
+        for job in stalled:
+            if job.get("num") not in self.stalled:
+                self._print(stalled_line(job, no_progress_seconds(job, now)))
+        self.stalled = {job.get("num") for job in stalled}
+        return stalled
 
     def progress(self, jobs, finished, running, pending, left, now, at_once) -> dict[str, Any]:
         counts = {state: sum(job.get("state") == state for job in finished) for state in FINISHED}
@@ -222,6 +239,8 @@ class SweepMonitor:
                     "seconds": round(now - job.get("started_at", now), 1),
                     "host": job.get("host"),
                     "pid": job.get("pid"),
+                    "no_progress_s": round(no_progress_seconds(job, now), 1),
+                    "stalled": job.get("num") in self.stalled,
                 }
                 for job in running
             ],
@@ -246,7 +265,7 @@ class SweepMonitor:
         """progress.json when something but the clock changed, and at least every 30 s."""
         clockless = {k: v for k, v in progress.items() if k not in ("updated_at", "elapsed_s", "time_left_s")}
         clockless["running_jobs"] = [
-            {k: v for k, v in job.items() if k != "seconds"} for job in progress["running_jobs"]
+            {k: v for k, v in job.items() if k not in ("seconds", "no_progress_s")} for job in progress["running_jobs"]
         ]
         last = self._last_written
         if not force and last is not None and last["state"] == clockless and self.clock() - last["at"] < 30:

@@ -13,7 +13,9 @@ import torch
 class TrainingThroughput(pl.Callback):
     """Seconds spent in training epochs (validation excluded), clips trained on, and when the first step began.
 
-    The totals travel in checkpoints, so a resumed run reports the whole run's throughput. Once
+    The totals travel in checkpoints, so a resumed run reports the whole run's throughput: a checkpoint
+    saved in the middle of an epoch (a stop by signal) carries that epoch's seconds so far, and a run
+    resumed there times the rest of the epoch from its first batch (Lightning starts no epoch then). Once
     training has ended they are final: testing the best checkpoint restores callback states too,
     and would otherwise roll them back to that epoch's.
     """
@@ -28,14 +30,20 @@ class TrainingThroughput(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = time.perf_counter()
 
+    def _epoch_seconds(self) -> float:
+        """The seconds of the epoch under way, so far (0 between epochs)."""
+        return time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+
     def _close_epoch(self):
-        if self._epoch_start is not None:
-            self.train_seconds += time.perf_counter() - self._epoch_start
-            self._epoch_start = None
+        self.train_seconds += self._epoch_seconds()
+        self._epoch_start = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
         if self.first_step_at is None:
-            self.first_step_at = time.perf_counter()
+            self.first_step_at = now
+        if self._epoch_start is None:  # resumed mid-epoch, or training again after a validation inside the epoch
+            self._epoch_start = now
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.clips += int(batch["label"].shape[0])
@@ -53,7 +61,7 @@ class TrainingThroughput(pl.Callback):
         self.finished = True
 
     def state_dict(self) -> dict:
-        return {"train_seconds": self.train_seconds, "clips": self.clips}
+        return {"train_seconds": self.train_seconds + self._epoch_seconds(), "clips": self.clips}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         # the clips of every rank so far (every rank saves together); after a resume rank 0 carries them
@@ -79,10 +87,11 @@ class ResumableTraining(pl.Callback):
     - The training batch sampler learns which epoch starts (Lightning's own
       `set_epoch` never reaches a batch sampler) and counts the batches done;
       its position is saved in checkpoints with the loader (training_batches.py).
-    - Before every training step the random generators are seeded from (seed,
-      step, rank), so dropout does not depend on what drew random numbers before
-      (a loader starting, a validation pass, a restart). Clips and their
-      augmentations are already drawn from (seed, epoch, video).
+    - Before every training batch the random generators are seeded from (seed,
+      epoch, batch, rank), so dropout does not depend on what drew random numbers
+      before (a loader starting, a validation pass, a restart), and the batches
+      of one accumulated step (trainer.accumulate_grad_batches) draw different
+      masks. Clips and their augmentations are already drawn from (seed, epoch, video).
     """
 
     def __init__(self, seed: int):
@@ -100,8 +109,9 @@ class ResumableTraining(pl.Callback):
             sampler.set_epoch(0 if trainer.overfit_batches else trainer.current_epoch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        step_seed = np.random.SeedSequence([self.seed, trainer.global_step, trainer.global_rank]).generate_state(1)
-        torch.manual_seed(int(step_seed[0]))
+        # batch_idx counts from the epoch's start, also in a run resumed mid-epoch (Lightning restores it)
+        position = [self.seed, trainer.current_epoch, batch_idx, trainer.global_rank]
+        torch.manual_seed(int(np.random.SeedSequence(position).generate_state(1)[0]))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if (sampler := self._batch_sampler(trainer)) is not None:

@@ -165,10 +165,12 @@ class ForwardSignals:
 
 def _record_failure(cfg: DictConfig, run_dir: Path, error: str) -> None:
     """Mark the run failed unless rank 0 already did (with its own, fuller, record)."""
+    from dataclasses import replace
+
     from .run_record import base_record, write_results
 
     if _read_results(run_dir).get("status") != "failed":
-        write_results(run_dir, {**base_record(cfg), "status": "failed", "error": error})
+        write_results(run_dir, replace(base_record(cfg), status="failed", error=error))
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:
@@ -183,9 +185,6 @@ def _last_line(text: str) -> str:
 
 def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int) -> None:
     """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
-    from . import ranks
-
-    ranks.STARTED_RANK = True
     os.environ.update(env, LOCAL_RANK=str(local_rank))
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -194,7 +193,7 @@ def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wand
 
     from .run import run_in_this_process
 
-    run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group)
+    run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group, started_rank=True)
 
 
 def _log_to_run_folder(run_dir: Path, rank: int) -> None:

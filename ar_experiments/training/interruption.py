@@ -125,8 +125,10 @@ class GracefulStop(pl.Callback):
         self.raise_if_requested()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        # a batch that ends the epoch is followed by validation: that stop waits for the epoch's end
-        if trainer.fit_loop.epoch_loop.batch_progress.current.ready < trainer.num_training_batches:
+        # a batch that ends the epoch is followed by validation: that stop waits for the epoch's end; one
+        # inside an accumulated step waits for the step (a checkpoint holds no gradients accumulated so far)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if done < trainer.num_training_batches and done % trainer.accumulate_grad_batches == 0:
             self._stop_when_any_rank_asks(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module):

@@ -1,10 +1,6 @@
-"""Which process this is under DDP: rank 0 alone writes run files; a rank started by distributed.py
-defers signals and the resume hint to its parent."""
+"""Which process this is under DDP: rank 0 alone writes run files."""
 
 from __future__ import annotations
-
-STARTED_RANK = False
-"""True in a DDP rank that distributed.py started: its launching process handles the signals and the resume hint."""
 
 
 def is_global_zero() -> bool:

@@ -1,16 +1,19 @@
-"""What a run leaves behind: results.json (the contract the report reads) and its provenance."""
+"""What a run leaves behind: results.json (its keys: record/results.py, the contract the report reads) and its
+provenance."""
 
 from __future__ import annotations
 
 import math
 import subprocess
 import sys
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from ..record.results import RunRecord
 from ..safety.atomic import atomic_write_json, atomic_write_text
 from ..safety.redaction import redact_secrets
 
@@ -68,6 +71,18 @@ def peak_rss_mb() -> float | None:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
+def peak_gpu_mb() -> float | None:
+    """The most GPU memory this process's run held, in MiB (None when it used no GPU).
+
+    The caching allocator's reserved peak on the run's device (Lightning makes it the current one): what
+    other jobs packed on that GPU (jobs_per_gpu) must leave room for, the CUDA context aside. The count
+    starts again after each job of a reused worker (sweeps/gpu_placement.release_gpu_memory)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_reserved() / 2**20
+
+
 def clean_number(value: Any) -> Any:
     """Tensors and numpy scalars -> floats; NaN -> None so results.json stays valid JSON."""
     if hasattr(value, "item"):
@@ -77,11 +92,11 @@ def clean_number(value: Any) -> Any:
     return value
 
 
-def write_results(run_dir: Path, record: dict[str, Any]) -> Path:
+def write_results(run_dir: Path, record: RunRecord) -> Path:
     """Write results.json atomically (secrets redacted, e.g. in an error message); it is written last,
     so its presence means the run ended."""
     path = Path(run_dir) / "results.json"
-    atomic_write_json(path, redact_secrets({k: clean_number(v) for k, v in record.items()}))
+    atomic_write_json(path, redact_secrets({k: clean_number(v) for k, v in asdict(record).items()}))
     return path
 
 
@@ -96,23 +111,20 @@ def write_skipped_videos(run_dir: Path, videos: list[str], stage: str = "train")
     return path
 
 
-def base_record(cfg: DictConfig) -> dict[str, Any]:
+def base_record(cfg: DictConfig) -> RunRecord:
     """What results.json says of a run from its config alone: the record's start, and all a failed run leaves."""
-    return {
-        "status": "running",
-        "run_name": cfg.run_name,
-        "data": cfg.data.name,
-        "model": cfg.model.name,
-        "frames": cfg.data.frames,
-        "stride": cfg.data.stride,
-        "split": cfg.data.split,
-        "seed": cfg.seed,
-        "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
-        "lr": cfg.optimizer.lr,
-        "protocol": cfg.get("protocol", {}).get("name"),
-        "pretrained": cfg.model.get("pretrained"),
-        "pretrained_tensors_loaded": 0,
-        "pretrained_tensors_skipped": 0,
+    return RunRecord(
+        run_name=cfg.run_name,
+        data=cfg.data.name,
+        model=cfg.model.name,
+        frames=cfg.data.frames,
+        stride=cfg.data.stride,
+        split=cfg.data.split,
+        seed=cfg.seed,
+        optimizer=cfg.optimizer._target_.rsplit(".", 1)[-1],
+        lr=cfg.optimizer.lr,
+        protocol=cfg.get("protocol", {}).get("name"),
+        pretrained=cfg.model.get("pretrained"),
         **git_state(Path(cfg.paths.root_dir)),
-        "versions": package_versions(),
-    }
+        versions=package_versions(),
+    )

@@ -9,6 +9,7 @@ from omegaconf import II
 
 from ar_experiments.sweeps.failures import FailureCollector
 from ar_experiments.sweeps.progress import watch_sweep
+from ar_experiments.sweeps.time_left import job_kind
 
 
 class AllJobsSweeper(BasicSweeper):
@@ -34,8 +35,10 @@ class AllJobsSweeper(BasicSweeper):
         return returns
 
     def get_job_batch(self):
-        if self.batch_index == 0:  # the jobs are known now: every batch of the grid
-            self.progress.set_total(sum(len(batch) for batch in self.overrides))
+        if self.batch_index == 0:  # the jobs are known now: every batch of the grid, and each one's kind
+            jobs = [overrides for batch in self.overrides for overrides in batch]
+            default = (str(self.config.model.name), int(self.config.frames))
+            self.progress.set_total(len(jobs), [job_kind(overrides, default) for overrides in jobs])
         return super().get_job_batch()
 
 

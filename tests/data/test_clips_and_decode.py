@@ -4,6 +4,7 @@ import pytest
 from ar_experiments.data.clips import clip_span, sample_clip_indices
 from ar_experiments.data.decode import VideoDecodeError, decode_clip
 from ar_experiments.data.synthetic import write_avi
+from tests.conftest import REPO
 
 
 def test_random_clips_stay_inside_the_video():
@@ -32,6 +33,24 @@ def test_short_video_repeats_its_last_frame():
     indices = sample_clip_indices(10, 8, 4, "random", np.random.default_rng(0))
     assert len(indices) == 8
     assert indices.max() == 9 and list(indices[:3]) == [0, 4, 8]
+
+
+def test_a_video_shorter_than_a_clip_gives_one_clip_from_frame_0_for_every_view():
+    """As PySlowFast: every view starts at max(frames - span, 0) x view / views = 0, indices clamped to the last."""
+    central = sample_clip_indices(40, 8, 8, "center")
+    assert central.tolist() == [0, 8, 16, 24, 32, 39, 39, 39]
+    views = [sample_clip_indices(40, 8, 8, "uniform", view=v, views=10) for v in range(10)]
+    assert all(np.array_equal(view, central) for view in views)
+    rng = np.random.default_rng(0)
+    assert all(np.array_equal(sample_clip_indices(40, 8, 8, "random", rng), central) for _ in range(20))
+
+
+def test_docs_quote_the_clips_of_a_short_video_as_sampled():
+    text = (REPO / "docs" / "evaluation.md").read_text()
+    central = sample_clip_indices(40, 8, 8, "center").tolist()
+    views = ", ".join(str(sample_clip_indices(40, 8, 8, "uniform", view=v, views=2).tolist()) for v in range(2))
+    assert f"central clip:         {central}\n" in text
+    assert f"temporal views 1, 2:  {views}\n" in text
 
 
 def _video(tmp_path, frames=30, width=64, height=48, name="clip.avi"):

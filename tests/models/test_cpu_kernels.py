@@ -9,6 +9,7 @@ from torch import nn
 from ar_experiments.models import build_model
 from ar_experiments.models.builders import PointwiseConv3d, use_stock_conv3d
 from ar_experiments.models.depthwise import DepthwiseConv3d, qualifies
+from ar_experiments.models.pointwise import use_pointwise_matmul
 
 
 def _outputs_and_grads(conv: nn.Conv3d, x: torch.Tensor):
@@ -76,6 +77,17 @@ def test_convolutions_without_spatial_extent_as_matrix_multiplies_match_pytorchs
     conv = nn.Conv3d(5, 4, kernel, stride=stride, padding=padding).double()
     conv.__class__ = PointwiseConv3d
     _same_as_stock(conv, torch.randn(2, 5, 9, 4, 5, dtype=torch.float64))
+
+
+def test_a_1x1x1_convolution_with_temporal_padding_keeps_its_padded_frames():
+    """The matrix multiply of a 1x1x1 layer reads no padding: such a layer stays PyTorch's Conv3d."""
+    torch.manual_seed(0)
+    padded = nn.Sequential(nn.Conv3d(5, 4, 1, padding=(1, 0, 0)).double(), nn.Conv3d(4, 4, 1).double())
+    assert use_pointwise_matmul(padded, setting=True) == 1
+    assert type(padded[0]) is nn.Conv3d and type(padded[1]) is PointwiseConv3d
+    x = torch.randn(2, 5, 9, 4, 5, dtype=torch.float64)
+    assert padded(x).shape[2] == 11, "9 frames padded by one on each side"
+    _same_as_stock(padded[0], x)
 
 
 @pytest.mark.parametrize("name", ["x3d_xs", "slowfast"])

@@ -17,7 +17,8 @@ import pytorch_lightning as pl
 from ar_experiments.report.progress import progress_text
 from ar_experiments.safety.atomic import atomic_write_json
 from ar_experiments.sweeps.job_status import JOBS_FOLDER
-from ar_experiments.sweeps.progress import SweepMonitor, estimate_time_left, finished_line
+from ar_experiments.sweeps.progress import SweepMonitor, finished_line
+from ar_experiments.sweeps.time_left import estimate_time_left
 from tests.conftest import REPO
 from tests.sweeps.test_sweeps import shrunk
 
@@ -42,7 +43,7 @@ def test_console_line_of_a_finished_job():
     assert finished_line(skipped, 18, 18, 0, 10.0) == "[18/18] x3d_m-8f-split1 already completed (skipped)"
 
 
-def test_time_left_is_the_mean_job_times_what_is_left_over_the_jobs_at_once():
+def test_time_left_without_kinds_is_the_mean_job_times_what_is_left_over_the_jobs_at_once():
     finished = [
         {"state": "completed", "seconds": 50},
         {"state": "completed", "seconds": 70},
@@ -50,8 +51,9 @@ def test_time_left_is_the_mean_job_times_what_is_left_over_the_jobs_at_once():
         {"state": "skipped", "seconds": 0.1},  # nor does a job skipped as already done
     ]
     # 4 not started x 60 s, plus a running job 20 s into its 60: 280 s of work for 2 at a time
-    assert estimate_time_left(finished, [20.0], pending=4, at_once=2) == pytest.approx(140)
-    assert estimate_time_left([{"state": "skipped", "seconds": 0.1}], [], pending=3, at_once=1) is None
+    running = [{"started_at": 0.0}]
+    assert estimate_time_left(finished, running, [None] * 4, at_once=2, now=20.0) == pytest.approx(140)
+    assert estimate_time_left([{"state": "skipped", "seconds": 0.1}], [], [None] * 3, at_once=1, now=0.0) is None
 
 
 def write_job(sweep: Path, num: int, **status) -> None:
@@ -75,7 +77,7 @@ def test_monitor_reads_the_job_files_into_lines_and_progress_json(tmp_path):
     assert (progress["total"], progress["running"], progress["pending"], progress["done"]) == (5, 3, 2, 0)
     assert progress["running_jobs"][0] | {"seconds": None} == {
         "job": "0-job", "run_name": "run0", "state": "running", "device": "cuda:0", "epoch": 3, "max_epochs": 20,
-        "stage": "train", "seconds": None, "host": None, "pid": None,
+        "stage": "train", "seconds": None, "host": None, "pid": None, "no_progress_s": 10.0, "stalled": False,
     }  # fmt: skip
     assert json.loads((tmp_path / "progress.json").read_text())["running"] == 3
 

@@ -94,16 +94,24 @@ def stopped_and_resumed(cache_dir: Path, run_dir: Path, *extra: str, to_parent: 
     return step
 
 
+# steps slowed to 0.5 s, so that the training time compared is mostly theirs, not the busy machine's noise
+SLOW_STEPS = ["+callbacks.slow._target_=tests.recording.SlowTrainingSteps", "+callbacks.slow.seconds=0.5"]
+
+
 @pytest.mark.slow
 def test_a_run_stopped_mid_epoch_by_sigterm_resumes_to_the_uninterrupted_result(tiny_dataset, cache_dir, tmp_path):
     uninterrupted = tmp_path / "uninterrupted"
     done = run_train(
-        [*overrides(cache_dir, f"trainer.limit_train_batches={BATCHES}"), f"hydra.run.dir={uninterrupted}"]
+        [*overrides(cache_dir, f"trainer.limit_train_batches={BATCHES}", *SLOW_STEPS), f"hydra.run.dir={uninterrupted}"]
     )
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = tmp_path / "resumed"
-    stopped_and_resumed(cache_dir, resumed)
+    stopped_and_resumed(cache_dir, resumed, *SLOW_STEPS)
     assert_same_run(resumed, uninterrupted)
+    whole, again = results(uninterrupted), results(resumed)
+    assert whole["train_seconds"] >= EPOCHS * BATCHES * 0.5
+    for key in ("train_seconds", "train_clips_per_s"):  # the stopped process's seconds are in the checkpoint
+        assert again[key] == pytest.approx(whole[key], rel=0.15), key
 
 
 @pytest.fixture(scope="module")

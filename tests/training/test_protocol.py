@@ -45,7 +45,7 @@ def test_no_validation_set_with_early_stopping_is_a_config_error_before_training
 ):
     from ar_experiments.config.checks import ConfigError
 
-    # the synthetic data trains without early stopping (conf/data/synthetic.yaml): put the default one back
+    # the demo's recipe trains without early stopping (conf/experiment/demo.yaml): put the default one back
     early_stopping = "callbacks.early_stopping={_target_:pytorch_lightning.callbacks.EarlyStopping,monitor:val/top1}"
     overrides = [*tiny_overrides(cache_dir), *FAST, early_stopping, "data.val_groups_per_class=0"]
     with pytest.raises(ConfigError) as error:

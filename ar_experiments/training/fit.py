@@ -1,0 +1,152 @@
+"""Build a run's data and network, fit, and test the best checkpoint: what they built and measured, returned.
+
+The run (run.py) turns these into its record and writes it, also when the fit fails part-way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from ..models.weights import PretrainedLoad
+    from .interruption import GracefulStop
+
+
+@dataclass
+class Built:
+    """The data and the network of a run, built before it fits: kept by the run to record what they found
+    (the unreadable videos) even when the fit fails."""
+
+    datamodule: Any
+    class_names: list[str]
+    module: Any  # the VideoClassifier (training/module.py)
+    pretrained: PretrainedLoad | None  # what loading Kinetics-400 weights did; None: random initialisation
+
+    def known(self) -> dict[str, Any]:
+        """The record's keys known once the network is built: its size and its weights' origin."""
+        from ..models import clip_gflops
+        from .module import network_args
+
+        network = self.module.net
+        size = {
+            "params": sum(p.numel() for p in network.parameters()),
+            "gflops": clip_gflops(num_classes=len(self.class_names), **network_args(self.module.hparams.model)),
+        }
+        return {**(self.pretrained.as_record() if self.pretrained else {}), **size}
+
+    def skipped(self) -> dict[str, list[str]]:
+        """Unreadable videos per stage: train (each replaced by another), val and test (left out)."""
+        found = {"train": self.module.skipped_videos, **self.module.left_out}
+        return {stage: sorted(found.get(stage, ())) for stage in ("train", "val", "test")}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What fitting and testing the best checkpoint measured."""
+
+    metrics: dict[str, float]  # Lightning's callback metrics after the test: "test/top1", "val/top1", ...
+    best_val: float | None  # the checkpoint monitor's best score (None without a best checkpoint)
+    best_checkpoint: str  # the checkpoint tested ("" without a best checkpoint: the last weights)
+    epochs: int
+    device: str
+    world_size: int
+    train_seconds: float
+    train_clips_per_s: float | None
+    first_step_at: float | None  # time.perf_counter() at the first training step
+
+
+def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
+    """The run's threads, seed, data module (its split files read and checked) and network (weights loaded)."""
+    from hydra.utils import instantiate
+
+    from ..evaluation.video_level import ViewSettings
+    from ..models.weights import find_pretrained, load_pretrained
+    from ..sweeps.cpu_share import limit_threads
+
+    # before Lightning is imported (seconds on a busy CPU), so a missing weights file fails fast
+    weights = find_pretrained(cfg.model)
+    import pytorch_lightning as pl
+
+    from .cudnn_check import warn_known_problems
+    from .module import VideoClassifier
+
+    workers = limit_threads(cfg.get("threads_per_job"), cfg.data.num_workers)
+    warn_known_problems(str(cfg.trainer.precision), str(cfg.trainer.accelerator))  # known-bad torch/cuDNN for 3D convs
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, num_workers=workers)
+    class_names = datamodule.classes  # reads and checks the split files before any model is built
+    module = VideoClassifier(
+        model=resolved["model"],
+        class_names=class_names,
+        optimizer=resolved["optimizer"],
+        scheduler=resolved["scheduler"],
+        view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
+        train_batch_size=cfg.data.batch_size,
+    )
+    pretrained = load_pretrained(module.net, weights) if weights is not None else None
+    return Built(datamodule, class_names, module, pretrained)
+
+
+def fit_and_test(
+    cfg: DictConfig, built: Built, logged: dict[str, Any], resume_from: str | None, stop: GracefulStop, group: str
+) -> Fitted:
+    """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; what they measured.
+
+    `logged` is the config the loggers record; `stop` the run's signal handler (a callback); `group` the W&B group."""
+    from hydra.utils import instantiate
+
+    from ..evaluation.artifacts import write_run_artifacts
+    from ..safety.safe_load import explain_unsafe_checkpoint
+    from .callbacks import ResumableTraining, TrainingThroughput
+    from .loggers import build_loggers
+    from .run_record import clean_number
+
+    module, datamodule = built.module, built.datamodule
+    throughput = TrainingThroughput()
+    loggers = build_loggers(cfg.get("logger"), logged, group=group)
+    validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), ResumableTraining(cfg.seed), throughput, stop],
+        logger=loggers or False,
+        **validation,
+    )
+    with explain_unsafe_checkpoint(resume_from or ""):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    stop.raise_if_requested()
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    with explain_unsafe_checkpoint(best_path):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+    if trainer.is_global_zero:
+        run_dir = Path(cfg.paths.output_dir)
+        write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, built.class_names, trainer.loggers)
+    return Fitted(
+        metrics={name: clean_number(value) for name, value in trainer.callback_metrics.items()},
+        best_val=clean_number(checkpoint.best_model_score) if checkpoint is not None else None,
+        best_checkpoint=best_path,
+        epochs=trainer.current_epoch,
+        device=_device_name(trainer),
+        world_size=trainer.world_size,
+        train_seconds=throughput.train_seconds,
+        train_clips_per_s=throughput.clips_per_second,
+        first_step_at=throughput.first_step_at,
+    )
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a _target_ (entries set to null are switched off)."""
+    from hydra.utils import instantiate
+
+    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+
+
+def _device_name(trainer) -> str:
+    """What the run trained on: "cpu", "cuda:3 (NVIDIA H200)", "cuda:0,1 (2 x NVIDIA H200)" (sweeps/)."""
+    from ..sweeps.gpu_placement import trainer_device
+
+    return trainer_device(trainer)

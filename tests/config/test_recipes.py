@@ -1,0 +1,57 @@
+"""A dataset sets data only; a recipe is an experiment: `experiment=demo` is the synthetic demo's, and
+`experiment=grid` (`make sweep`) runs it over model x frames x split."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+DEMO_RECIPE = {
+    "optimizer": ("torch.optim.AdamW", 2e-3, 0.0),
+    "scheduler": "torch.optim.lr_scheduler.CosineAnnealingLR",
+    "max_epochs": 5,
+    "early_stopping": None,
+    "dropout": 0.0,
+    "test_views": (2, 1),
+}
+
+
+def recipe(cfg) -> dict:
+    return {
+        "optimizer": (cfg.optimizer._target_, cfg.optimizer.lr, cfg.optimizer.weight_decay),
+        "scheduler": cfg.scheduler.scheduler._target_,
+        "max_epochs": cfg.trainer.max_epochs,
+        "early_stopping": cfg.callbacks.early_stopping,
+        "dropout": cfg.model.dropout,
+        "test_views": (cfg.test.temporal_views, cfg.test.spatial_crops),
+    }
+
+
+def outside_data(cfg) -> dict:
+    values = OmegaConf.to_container(cfg, resolve=False)
+    values.pop("data", None)
+    return values
+
+
+def test_choosing_the_synthetic_data_changes_nothing_outside_data(compose_config):
+    without = compose_config(["~data"])
+    assert "data" not in without
+    for overrides in ([], ["data=synthetic"], ["experiment=grid", "data=synthetic"]):
+        with_synthetic = compose_config(overrides)
+        assert with_synthetic.data.name == "synthetic"
+        reference = compose_config([*overrides[:-1], "~data"]) if overrides else without
+        assert outside_data(with_synthetic) == outside_data(reference), overrides
+
+
+def test_the_grid_of_make_sweep_is_the_demo_recipe_on_the_synthetic_data(compose_config):
+    for experiment in ("demo", "grid", "seed_grid"):
+        cfg = compose_config([f"experiment={experiment}"])
+        assert cfg.data.name == "synthetic", experiment
+        assert recipe(cfg) == DEMO_RECIPE, experiment
+
+
+def test_without_an_experiment_the_recipe_is_the_seeds_whichever_the_data(compose_config):
+    synthetic = recipe(compose_config([]))
+    ucf101 = recipe(compose_config(["data=ucf101", "data.root=/data/ucf101"]))
+    assert ucf101 == {**synthetic, "test_views": (10, 3)}  # UCF101 still brings its own test views
+    assert synthetic["optimizer"] == ("torch.optim.ASGD", 1e-2, 0.0) and synthetic["max_epochs"] == 20
+    assert synthetic["early_stopping"]["monitor"] == "val/top1"
