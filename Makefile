@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install sweep test test-fast mutation hpo report explore bench bench-packing lint clean
+.PHONY: install sweep test test-all mutation hpo report explore bench bench-packing lint clean
 
 install: $(STAMP)
 
@@ -19,11 +19,11 @@ sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic da
 	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
 	$(PY) -m ar_experiments.report --latest; exit $$status
 
-test: $(STAMP)  ## the whole suite, slow tests included
-	$(PY) -m pytest
-
-test-fast: $(STAMP)  ## the suite without the slow tests
+test: $(STAMP)  ## the fast tests (about two minutes on 2 cores; `make test-all` adds the slow ones)
 	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command lines, whole sweeps, DDP)
+	$(PY) -m pytest
 
 # One module at a time, one test process, at the lowest priority; mutmut's settings (which files, which
 # tests) are [tool.mutmut] in pyproject.toml. Long (minutes per module): not part of CI. docs/testing.md
