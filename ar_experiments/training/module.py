@@ -247,6 +247,9 @@ class VideoClassifier(pl.LightningModule):
         per_group = {}
         if "max_lr" in scheduler_cfg:  # one-cycle: each group peaks at its own lr (head_lr_mult holds)
             per_group["max_lr"] = [group["lr"] for group in optimizer.param_groups]
+            # torch's OneCycleLR refuses an optimiser without momentum (ASGD, the seed's): cycle only the lr then
+            has_momentum = any(key in optimizer.defaults for key in ("momentum", "betas"))
+            per_group["cycle_momentum"] = scheduler_cfg.get("cycle_momentum", True) and has_momentum
         scheduler = instantiate(scheduler_cfg)(optimizer, **per_group)
         return {
             "optimizer": optimizer,

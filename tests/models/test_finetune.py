@@ -47,6 +47,16 @@ def test_one_cycle_schedule_keeps_the_classifier_lr_multiple(compose_config):
     assert scheduler.total_steps == 100
 
 
+@pytest.mark.parametrize(("optimizer", "cycles_momentum"), [("asgd", False), ("sgd", True), ("adamw", True)])
+def test_one_cycle_runs_with_every_optimizer_and_cycles_momentum_where_there_is_one(
+    compose_config, optimizer, cycles_momentum
+):
+    module = classifier(compose_config, "scheduler=onecycle", f"optimizer={optimizer}")
+    module.trainer = type("FitStub", (), {"estimated_stepping_batches": 100})()
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert scheduler.cycle_momentum is cycles_momentum
+
+
 def test_every_optimizer_config_defaults_to_one_learning_rate(compose_config):
     for optimizer in OPTIMIZERS:
         module = classifier(compose_config, f"optimizer={optimizer}")
