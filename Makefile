@@ -19,7 +19,7 @@ sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic da
 	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
 	$(PY) -m ar_experiments.report --latest; exit $$status
 
-test: $(STAMP)  ## the fast tests (about two minutes on 2 cores; `make test-all` adds the slow ones)
+test: $(STAMP)  ## the fast tests (in-process, tiny inputs; `make test-all` adds the slow ones)
 	$(PY) -m pytest -m "not slow"
 
 test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command lines, whole sweeps, DDP)
