@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: install sweep test test-fast hpo report explore bench bench-packing lint clean
+.PHONY: install sweep test test-all mutation hpo report explore bench bench-packing lint clean
 
 install: $(STAMP)
 
@@ -19,11 +19,23 @@ sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic da
 	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
 	$(PY) -m ar_experiments.report --latest; exit $$status
 
-test: $(STAMP)  ## the whole suite, slow tests included
+test: $(STAMP)  ## the fast tests (about two minutes on 2 cores; `make test-all` adds the slow ones)
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command lines, whole sweeps, DDP)
 	$(PY) -m pytest
 
-test-fast: $(STAMP)  ## the suite without the slow tests
-	$(PY) -m pytest -m "not slow"
+# One module at a time, one test process, at the lowest priority; mutmut's settings (which files, which
+# tests) are [tool.mutmut] in pyproject.toml. Long (minutes per module): not part of CI. docs/testing.md
+MUTATION_MODULES ?= report.stats report.comparisons report.results_validation data.splits data.clips safety \
+	evaluation sweeps.progress data.training_batches data.decode_check
+
+mutation: $(STAMP)  ## mutation testing of the pure-logic modules (MUTATION_MODULES=... picks some)
+	for module in $(MUTATION_MODULES); do \
+	  AR_TEST_CACHE_DIR=$(CURDIR)/.cache/mutation-tests nice -n 19 $(VENV)/bin/mutmut run --max-children 1 \
+	    "ar_experiments.$$module.*" || exit 1; \
+	done
+	$(VENV)/bin/mutmut results
 
 hpo: $(STAMP)  ## an Optuna search (see conf/hparams_search/optuna.yaml)
 	$(PY) -m ar_experiments.train -m hparams_search=optuna experiment=demo
@@ -45,5 +57,5 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check ar_experiments tests hydra_plugins
 
 clean:  ## run outputs and caches; keeps .venv and the generated data (.cache)
-	rm -rf outputs multirun .pytest_cache .ruff_cache wandb
+	rm -rf outputs multirun mutants .pytest_cache .ruff_cache wandb
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

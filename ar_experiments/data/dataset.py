@@ -200,9 +200,18 @@ def collate_videos(items: list[dict]) -> dict:
 
 
 class ShardSampler(Sampler):
-    """Every rank takes indices rank, rank + world, ...: no padding, no duplicates."""
+    """Every rank takes indices rank, rank + world, ...: no padding, no duplicates.
 
-    def __init__(self, size: int, rank: int, world_size: int):
+    Every rank gets at least one video: under DDP a rank with no batch would log no metric, and the
+    others would wait forever for it to join the metrics' reduction at the end of the pass.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int, stage: str = "validation"):
+        if size < world_size:
+            raise ValueError(
+                f"{size} {stage} videos cannot be shared by {world_size} DDP ranks (each needs at least one); "
+                "use fewer devices or more videos (data.val_groups_per_class for validation)"
+            )
         self.indices = list(range(rank, size, world_size))
 
     def __iter__(self):

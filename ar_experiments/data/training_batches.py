@@ -54,9 +54,21 @@ class TrainingBatchSampler(Sampler):
             self.epoch, self.batches_done = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "batches_done": self.batches_done}
+        return {"epoch": self.epoch, "batches_done": self.batches_done, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Put back a saved position; one in the middle of an epoch only under the world size that saved it.
+
+        The position counts each rank's batches: under another number of ranks the epoch is cut into other
+        batches, and the same count would train some videos twice and others not at all that epoch.
+        """
+        saved_world = int(state.get("world_size", self.world_size))  # checkpoints before this key: as now
+        if int(state["batches_done"]) and saved_world != self.world_size:
+            raise ValueError(
+                f"the checkpoint stopped in the middle of an epoch with {saved_world} DDP ranks and this run "
+                f"has {self.world_size}; resume with trainer.devices x trainer.num_nodes = {saved_world}, "
+                "as it was (an exact resume continues the same batches)"
+            )
         self.epoch, self.batches_done = int(state["epoch"]), int(state["batches_done"])
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:

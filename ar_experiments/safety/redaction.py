@@ -44,7 +44,7 @@ ASSIGNMENT = re.compile(
 
 def is_secret_name(name: str) -> bool:
     """True for `WANDB_API_KEY`, `+logger.wandb.api_key`, `token`, `db.password`, `key`, `ssh_key`, ..."""
-    for part in name.strip("+~'\" ").split("."):
+    for part in name.strip("+~'\" ").split("."):  # (stripping X too changes no real name: equivalent mutant)
         part = part.lower().replace("-", "_")
         if SECRET_WORD.search(part) or part == "key" or part.endswith("_key"):
             return True
@@ -90,6 +90,8 @@ def _redact_assignments(text: str) -> str:
         if is_secret_name(name):
             pieces.append(f"{name}{sep}{REDACTED}")
             position = match.end()
+        # (a quoted value is at least its two quotes, and an unquoted one scanned again redacts the same: the
+        # mutants of this test are equivalent)
         elif value[:1] in "'\"" and len(value) > 1:
             pieces.append(f"{name}{sep}{value[0]}{_redact_assignments(value[1:-1])}{value[-1]}")
             position = match.end()
@@ -136,7 +138,7 @@ def redact_log_records() -> None:
     right before they log each job's overrides.
     """
     factory = logging.getLogRecordFactory()
-    if not getattr(factory, "redacts", False):
+    if not getattr(factory, "redacts", False):  # (a default of None is as false: an equivalent mutant)
         logging.setLogRecordFactory(_redacting(factory))
 
 
@@ -155,7 +157,7 @@ def redact_yaml_file(path: Path) -> bool:
     """Rewrite a YAML file Hydra saved, secrets redacted; True if it had any."""
     if not path.is_file():
         return False
-    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    content = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # (the default: an equivalent mutant)
     cleaned = redact_secrets(content)
     if cleaned == content:
         return False

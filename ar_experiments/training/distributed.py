@@ -13,8 +13,10 @@ folder, same values), and waits for them:
 - Ctrl-C or SIGTERM to this process is passed on to the ranks as SIGTERM: they
   stop together after the same batch and save a checkpoint (interruption.py),
   and this process ends as interrupted; a second Ctrl-C kills the ranks;
-- when the ranks are started by someone else (SLURM tasks, torchrun), train()
-  leaves them alone: Lightning finds them through the environment.
+- when the ranks are started by someone else (several SLURM tasks, torchrun),
+  train() leaves them alone: Lightning finds them through the environment;
+- the ranks die with this process, even when it is SIGKILLed (it holds the
+  run folder's lock).
 """
 
 from __future__ import annotations
@@ -28,38 +30,84 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ..config.checks import ConfigError
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # prctl(2), linux/prctl.h
+LIGHTNING_ENVIRONMENT = "lightning_fabric.plugins.environments.LightningEnvironment"
 
 
 def ranks_to_start(trainer_cfg: DictConfig) -> int:
-    """How many DDP processes train() must start on this machine: 0 when it is not its job."""
+    """How many DDP processes train() must start on this machine: 0 when it is not its job.
+
+    Every multi-device run on one machine is train()'s job, in a single run and in any multirun, whatever
+    trainer.strategy says: `auto` (which Lightning turns into `ddp` for several devices) and the DDP, FSDP
+    and DeepSpeed strategies that Lightning would start by re-running the command line. A strategy that
+    starts its processes another way (spawn, fork) or one given as an object is refused, in one line.
+    """
+    try:
+        processes = _local_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
+    except MisconfigurationException:
+        return 0  # e.g. accelerator=gpu without a GPU: Lightning says so itself, in its own words
+    if _ranks_started_externally(processes) or processes <= 1:
+        return 0
     strategy = trainer_cfg.get("strategy", "auto")
-    if not isinstance(strategy, str) or not _starts_ranks_by_rerunning_the_command(strategy):
-        return 0
-    if _ranks_started_externally():
-        return 0
-    processes = _local_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
-    return processes if processes > 1 else 0
+    if strategy == "auto" or (isinstance(strategy, str) and _starts_ranks_by_rerunning_the_command(strategy)):
+        return processes
+    raise ConfigError(
+        [
+            f"trainer.strategy={strategy!r} with {processes} devices: this project starts the DDP processes itself "
+            "(so that they work inside sweeps); use trainer.strategy=ddp (trainer=ddp, or trainer=ddp_cpu on CPU)"
+        ]
+    )
 
 
 def _starts_ranks_by_rerunning_the_command(strategy: str) -> bool:
-    """Lightning's `ddp` and its variants with start_method `popen` (spawn/fork variants work as they are)."""
-    from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+    """Lightning's `ddp`, `fsdp`, `deepspeed` and their variants with start_method `popen`."""
+    from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy, StrategyRegistry
 
     if strategy not in StrategyRegistry:
         return False
     entry = StrategyRegistry[strategy]  # (its .get() would build the strategy)
-    return issubclass(entry["strategy"], DDPStrategy) and entry["init_params"].get("start_method", "popen") == "popen"
+    launched_by_command = entry["init_params"].get("start_method", "popen") == "popen"
+    return issubclass(entry["strategy"], (DDPStrategy, FSDPStrategy)) and launched_by_command
 
 
-def _ranks_started_externally() -> bool:
+def _ranks_started_externally(processes: int) -> bool:
+    """Whether torchrun, SLURM tasks or train() itself started this process as one rank of several.
+
+    A SLURM job of one task (sbatch, salloc, a submitit job with tasks_per_node=1) is not: train() starts
+    the ranks on the job's devices. Several SLURM tasks must be one per device, counted per node (what
+    Lightning expects), which is checked here, before any data or model is loaded.
+    """
     from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-    return "LOCAL_RANK" in os.environ or SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
+    if "LOCAL_RANK" in os.environ or TorchElasticEnvironment.detect():
+        return True
+    if "SLURM_NTASKS" not in os.environ or not SLURMEnvironment.detect() or int(os.environ["SLURM_NTASKS"]) == 1:
+        return False
+    tasks = os.environ["SLURM_NTASKS"]
+    per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
+    if not per_node:
+        raise ConfigError(
+            [
+                f"SLURM started {tasks} tasks (srun -n/--ntasks {tasks}) without a count per node, which Lightning "
+                f"needs: use srun --ntasks-per-node={tasks} (one task per device; --nodes for several machines)"
+            ]
+        )
+    if int(per_node) != processes:
+        raise ConfigError(
+            [
+                f"SLURM starts {per_node} tasks per node but trainer.devices asks for {processes} devices; "
+                f"set trainer.devices={per_node} (one task per device)"
+            ]
+        )
+    return True
 
 
 def _local_devices(accelerator: str, devices: Any) -> int:
@@ -105,7 +153,11 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
         instantiate(cfg.data).prepare_data()
         log.info("Starting %d DDP processes (master port %s) for %s", processes, env["MASTER_PORT"], run_dir)
         context = mp.start_processes(
-            _run_rank, args=(config, env, wandb_group, processes), nprocs=processes, join=False, start_method="spawn"
+            _run_rank,
+            args=(config, env, wandb_group, processes, os.getpid()),
+            nprocs=processes,
+            join=False,
+            start_method="spawn",
         )
         forward.install(context.processes)
         while not context.join():
@@ -183,8 +235,14 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else text
 
 
-def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int) -> None:
+def _run_rank(
+    local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int, launcher: int
+) -> None:
     """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
+    _die_with(launcher)
+    # the ranks' places come from `env`: inside a SLURM job of one task, Lightning would otherwise take
+    # SLURM's task count (1) for the world size
+    config["trainer"]["plugins"] = [*(config["trainer"].get("plugins") or []), {"_target_": LIGHTNING_ENVIRONMENT}]
     os.environ.update(env, LOCAL_RANK=str(local_rank))
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -194,6 +252,22 @@ def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wand
     from .run import run_in_this_process
 
     run_in_this_process(OmegaConf.create(config), wandb_group=wandb_group, started_rank=True)
+
+
+def _die_with(launcher: int) -> None:
+    """Linux kills this rank (SIGKILL) when the launching process dies, even of SIGKILL: the launcher holds
+    the run folder's lock and the GPU slots, and releases them by dying; a rank going on would write
+    checkpoints and results.json into a folder that another process may already own. Elsewhere the ranks
+    only notice when their collectives fail."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux
+    if os.getppid() != launcher:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _log_to_run_folder(run_dir: Path, rank: int) -> None:

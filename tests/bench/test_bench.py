@@ -17,9 +17,7 @@ from ar_experiments.bench.__main__ import main
 from ar_experiments.bench.figures import Measurement, Pooled, figure_entry, table
 from ar_experiments.bench.plans import pick
 from ar_experiments.bench.projection import TRAIN_VIDEOS, VAL_VIDEOS, grid_hours, run_seconds
-
-TINY_SYNTHETIC = ["data.synthetic.classes=[MoveRight,MoveLeft,RotateClockwise]", "data.synthetic.clips_per_group=[1,1]"]
-
+from tests.conftest import tiny_data
 
 # --- figures from pooled rates --------------------------------------------------------------------
 
@@ -119,6 +117,7 @@ def test_unknown_names_are_named(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the whole command: two settings, each with its full validation and test passes
 def test_quick_train_bench_compares_loop_kernels_and_variants_with_their_baselines(tmp_path):
     output = tmp_path / "bench.json"
     args = ["--quick", "--parts", "train", "--variants", "batch16", "--output", str(output)]
@@ -138,6 +137,7 @@ def test_quick_train_bench_compares_loop_kernels_and_variants_with_their_baselin
     assert report["context"]["train"]["errors"] == {}
 
 
+@pytest.mark.slow  # a 20-class folder's full validation and test passes; the fast tests below time the same loops
 def test_quick_bench_runs_the_real_size_path_on_a_ucf101_layout(tmp_path):
     """--layout is the path --device cuda takes (data=ucf101 on generated 320x240 videos); shrunk to run here."""
     output = tmp_path / "bench.json"
@@ -191,9 +191,8 @@ def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_bas
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, list[str]]:
-    out, cache = tmp_path_factory.mktemp("bench-train"), tmp_path_factory.mktemp("bench-cache")
-    return {"x3d_m": [f"paths.output_dir={out}", f"paths.cache_dir={cache}", *TINY_SYNTHETIC]}
+def tiny_models(tmp_path_factory, cache_dir, tiny_dataset) -> dict[str, list[str]]:
+    return {"x3d_m": [f"paths.output_dir={tmp_path_factory.mktemp('bench-train')}", *tiny_data(cache_dir)]}
 
 
 def _measure(models: dict[str, list[str]]):
@@ -209,6 +208,7 @@ def unslowed(tiny_models):
     return _measure(tiny_models)
 
 
+@pytest.mark.slow  # timed fits of x3d_m, one set with seconds of sleeps; timings need a quiet machine
 def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models, unslowed, monkeypatch):
     from ar_experiments.training.module import VideoClassifier
 
@@ -226,6 +226,7 @@ def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models
     assert slowed["train_compile_s"] > before["train_compile_s"] + 1.5
 
 
+@pytest.mark.slow  # shares the timed fits above
 def test_idle_fraction_rises_when_the_data_path_is_slowed(tiny_models, unslowed, monkeypatch):
     from ar_experiments.bench.training import compose_config, fit_loop
     from ar_experiments.data.dataset import VideoClipDataset
@@ -248,7 +249,7 @@ class HoldMemoryPerJob(pl.Callback):
 def test_startup_and_memory_figures_rise_with_a_slower_start_and_a_leak(tmp_path, monkeypatch):
     from ar_experiments.bench.multirun import run_multirun
 
-    cache = [f"paths.cache_dir={tmp_path / 'cache'}", *TINY_SYNTHETIC, "logger=csv"]
+    cache = [*tiny_data(tmp_path / "cache"), "logger=csv"]
     fresh, records = run_multirun(tmp_path / "plain", 2, cache)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text("import time\ntime.sleep(10)\n")  # a slower interpreter start

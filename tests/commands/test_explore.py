@@ -1,37 +1,22 @@
 """`python -m ar_experiments.explore`: split sizes, class balance and frame strips."""
 
 import csv
-import subprocess
-import sys
 
 from ar_experiments.data.splits import hold_out_groups, load_split
-from tests.conftest import REPO, tiny_overrides
+from ar_experiments.explore import explore
+from tests.conftest import compose, tiny_overrides
 
 
-def test_explore_prints_the_split_and_writes_its_figures(tiny_dataset, cache_dir, tmp_path):
+def test_explore_prints_the_split_and_writes_its_figures(tiny_dataset, cache_dir, tmp_path, capsys):
     out = tmp_path / "explore"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ar_experiments.explore",
-            "split=2",
-            "explore.classes=2",
-            f"explore.output_dir={out}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            *tiny_overrides(cache_dir),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    overrides = ["split=2", "explore.classes=2", f"explore.output_dir={out}", *tiny_overrides(cache_dir, tmp_path)]
+    explore(compose(overrides, config_name="explore"))
+    stdout = capsys.readouterr().out
     index = load_split(tiny_dataset, 2)
     train, val = hold_out_groups(index.train, 3, 0)
     table = {
         line.split()[0]: line.split()[1:4]
-        for line in result.stdout.splitlines()
+        for line in stdout.splitlines()
         if line.split()[:1] in (["train"], ["val"], ["test"])
     }
     assert table == {

@@ -136,6 +136,7 @@ def test_missing_checkpoint_says_what_to_pass(videos, tmp_path, capsys):
     assert code == 2 and "no_run" in err and "ckpt=" in err
 
 
+@pytest.mark.slow
 def test_command_line_entry_point(checkpoint, videos):
     result = subprocess.run(
         [sys.executable, "-m", "ar_experiments.predict", str(videos[2]), f"ckpt={checkpoint}", "--json"],

@@ -61,6 +61,7 @@ def test_config_errors_stop_train_before_any_data_is_read(compose_config, tmp_pa
     assert record["status"] == "failed" and "data.crop_size=16" in record["error"]
 
 
+@pytest.mark.slow
 def test_the_command_line_shows_a_config_error_as_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "ar_experiments.train", "frames=5", f"hydra.run.dir={tmp_path}"],

@@ -53,6 +53,30 @@ def test_docs_quote_the_clips_of_a_short_video_as_sampled():
     assert f"temporal views 1, 2:  {views}\n" in text
 
 
+@pytest.mark.parametrize(("frames", "stride", "span"), [(4, 16, 49), (6, 10, 51), (8, 8, 57), (16, 4, 61), (32, 2, 63)])
+def test_clip_spans_of_the_stride_table(frames, stride, span):
+    assert clip_span(frames, stride) == span
+
+
+def test_clip_starts_exactly_where_each_mode_puts_them():
+    # 100 frames, clips of 8 x 8 span 57: 43 frames of slack
+    assert sample_clip_indices(100, 8, 8, "center").tolist() == list(range(21, 78, 8))
+    assert sample_clip_indices(100, 8, 8, "random")[0] == 0  # no generator: the first clip
+    starts = [int(sample_clip_indices(100, 8, 8, "uniform", view=v, views=3)[0]) for v in range(3)]
+    assert starts == [7, 22, 36]  # 43 x (v + 0.5) / 3, rounded
+    assert sample_clip_indices(100, 8, 8, "uniform", view=0, views=1)[0] == 21  # one view: the central clip
+    assert sample_clip_indices(100, 8, 8, "uniform")[0] == 21  # by default one view
+    assert [int(sample_clip_indices(100, 8, 8, "uniform", view=v, views=2)[0]) for v in range(2)] == [11, 32]
+    assert sample_clip_indices(1, 4, 8, "center").tolist() == [0, 0, 0, 0]
+
+
+def test_clip_sampling_names_what_is_wrong():
+    with pytest.raises(ValueError, match="^a video needs at least one frame$"):
+        sample_clip_indices(0, 4, 8, "center")
+    with pytest.raises(ValueError, match="^unknown clip sampling mode 'middle'; use random, center or uniform$"):
+        sample_clip_indices(100, 4, 8, "middle")
+
+
 def _video(tmp_path, frames=30, width=64, height=48, name="clip.avi"):
     rng = np.random.default_rng(1)
     # each frame's brightness encodes its number, so the decoded order can be checked

@@ -56,7 +56,7 @@ def test_batch_sampler_resumes_at_its_saved_position():
     assert list(restored) == whole_epoch[2:]
     for _ in range(3):  # the epoch's last batch moves the position to the next epoch's start
         sampler.batch_done(batches_in_epoch=5)
-    assert sampler.state_dict() == {"epoch": 2, "batches_done": 0}
+    assert sampler.state_dict() == {"epoch": 2, "batches_done": 0, "world_size": 1}
 
 
 def test_test_items_hold_the_central_clip_then_every_view_as_uint8(tiny_dataset):

@@ -18,7 +18,7 @@ from ar_experiments.data.splits import load_split
 from ar_experiments.data.transforms import ClipTransform
 from ar_experiments.predict import main as predict_main
 from tests.commands.test_check_data import compose_check  # noqa: F401  (fixture)
-from tests.conftest import CONF_DIR
+from tests.conftest import compose
 from tests.fault_injection import copy_dataset
 from tests.video_files import write_video
 
@@ -117,15 +117,12 @@ def test_predict_names_an_extreme_or_unreadable_video_in_one_line(checkpoint, tm
 
 
 def test_explore_prints_a_split_file_error_in_one_message_without_a_traceback(tiny_dataset, tmp_path):
-    from hydra import compose, initialize_config_dir
-
     from ar_experiments.explore import explore_or_exit
 
     root = copy_dataset(tiny_dataset, tmp_path / "data")
     with open(root / "ucfTrainTestlist" / "trainlist01.txt", "ab") as handle:
         handle.write(b"../../etc/passwd 1\r\n")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("explore", overrides=["data=ucf101", f"data.root={root}", f"paths.output_dir={tmp_path}"])
+    cfg = compose(["data=ucf101", f"data.root={root}", f"paths.output_dir={tmp_path}"], config_name="explore")
     with pytest.raises(SystemExit) as stopped:  # the interpreter prints the message alone and exits with 1
         explore_or_exit(cfg)
     message = str(stopped.value.code)

@@ -1,9 +1,12 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from ar_experiments.data.splits import (
+    ROOT_HINT,
     DatasetIndexError,
+    VideoRecord,
     group_of,
     hold_out_groups,
     load_split,
@@ -87,9 +90,11 @@ def test_symlink_out_of_the_root_is_rejected(tmp_path):
     link = tmp_path / "data" / "UCF-101" / "YoYo" / "v_YoYo_g03_c01.avi"
     link.symlink_to(outside)
     path = tmp_path / "data" / "ucfTrainTestlist" / "trainlist01.txt"
-    path.write_text("YoYo/v_YoYo_g03_c01.avi 3\n")
-    with pytest.raises(DatasetIndexError, match="outside data.root"):
+    path.write_text("YoYo/v_YoYo_g03_c01.avi 3\nYoYo/v_YoYo_g04_c01.avi 3\n")
+    with pytest.raises(DatasetIndexError) as caught:
         read_split_file(path, CLASSES, tmp_path / "data" / "UCF-101", labelled=True)
+    assert [p.split(":")[1] for p in caught.value.problems] == ["1", "2"]  # the next line is still read
+    assert "resolves outside data.root" in caught.value.problems[0]
 
 
 def test_missing_root_names_the_key(tmp_path):
@@ -131,3 +136,149 @@ def test_the_index_check_names_every_entry_that_escapes_the_root(tmp_path):
     escaping = [p for p in caught.value.problems if "points outside data.root" in p]
     assert [p.split(":", 2)[1] for p in escaping] == ["2", "3", "4", "5"]
     assert all(p.startswith("testlist01.txt:") for p in escaping)
+
+
+def test_a_long_list_of_problems_shows_the_first_20_and_counts_the_rest():
+    problems = [f"trainlist01.txt:{n}: unknown class 'Juggling'" for n in range(1, 26)]
+    message = str(DatasetIndexError(problems))
+    assert message == "25 problem(s) in the dataset index:\n  " + "\n  ".join(problems[:20]) + "\n  ... and 5 more"
+    assert str(DatasetIndexError(problems[:20])) == "20 problem(s) in the dataset index:\n  " + "\n  ".join(
+        problems[:20]
+    )
+    assert DatasetIndexError(problems).problems == problems
+
+
+def test_class_index_problems_are_listed_each_with_its_line(tmp_path):
+    path = tmp_path / "classInd.txt"
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(f'class index not found: {path}; {ROOT_HINT}')}$"):
+        read_class_index(path)
+    path.write_text("1 ApplyEyeMakeup\nYoYo\n3\n4 YoYo\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        read_class_index(path)
+    assert caught.value.problems == [
+        "classInd.txt:2: expected '<index> <ClassName>', got 'YoYo'",
+        "classInd.txt:3: expected '<index> <ClassName>', got '3'",
+        "classInd.txt: class indices must run 1..2 without gaps",
+    ]
+    path.write_text("\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        read_class_index(path)
+    assert caught.value.problems == [f"classInd.txt: no classes listed; {ROOT_HINT}"]
+
+
+def test_a_missing_class_index_is_one_of_the_listed_problems(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    (root / "ucfTrainTestlist" / "classInd.txt").unlink()
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        f"class index not found: {root / 'ucfTrainTestlist' / 'classInd.txt'}; {ROOT_HINT}"
+    ]
+
+
+def test_split_file_problems_word_for_word(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    lists = root / "ucfTrainTestlist"
+    (lists / "trainlist01.txt").write_text(
+        "YoYo/v_YoYo_g01_c01.avi 3\n"
+        "YoYo/v_YoYo_g01_c01.avi\n"  # no label
+        "YoYo/v_YoYo_g01_c01.avi 2\n"  # duplicate of line 1
+        "YoYo/v_YoYo_g05_c01.avi 1 x\n"  # three fields
+        "YoYo/v_YoYo_c01.avi 3\n"  # no group
+    )
+    (lists / "testlist01.txt").write_text(
+        "YoYo/v_YoYo_g02_c01.avi 3\nYoYo/v_YoYo_g02_c01.avi 3 x\nc:/v_YoYo_g03_c01.avi\n"
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        "trainlist01.txt:2: expected '<Class>/<video>.avi <label>', got 'YoYo/v_YoYo_g01_c01.avi'",
+        "trainlist01.txt:3: duplicate entry 'YoYo/v_YoYo_g01_c01.avi' (first on line 1); delete one of them",
+        "trainlist01.txt:4: expected '<Class>/<video>.avi <label>', got 'YoYo/v_YoYo_g05_c01.avi 1 x'",
+        "trainlist01.txt:5: no _gXX_cYY group in video name 'v_YoYo_c01.avi'; "
+        "UCF101 names videos <Class>/v_<Class>_gXX_cYY.avi",
+        "testlist01.txt:2: expected '<Class>/<video>.avi', got 'YoYo/v_YoYo_g02_c01.avi 3 x'",
+        "testlist01.txt:3: 'c:/v_YoYo_g03_c01.avi' points outside data.root; entries must be '<Class>/<video>.avi'",
+    ]
+
+
+def test_a_trainlist_label_must_match_its_class(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 2"], ["YoYo/v_YoYo_g02_c01.avi"])
+    with pytest.raises(DatasetIndexError, match="label '2' does not match class 'YoYo' \\(classInd.txt says 3\\)"):
+        load_split(root, 1)
+
+
+def test_group_of_reads_windows_paths_and_names_without_v_prefix():
+    assert group_of("YoYo\\v_YoYo_g01_c02.avi") == "yoyo_g01"
+    assert group_of("YoYo_g7_c02.avi") == "yoyo_g07"
+    with pytest.raises(ValueError, match="^no _gXX_cYY group in video name 'v_YoYo.avi'$"):
+        group_of("YoYo/v_YoYo.avi")
+
+
+def records(groups_per_class: int) -> list[VideoRecord]:
+    return [
+        VideoRecord(f"{c}/v_{c}_g{g:02d}_c01.avi", label, f"{c.lower()}_g{g:02d}")
+        for label, c in enumerate(CLASSES)
+        for g in range(1, groups_per_class + 1)
+    ]
+
+
+def test_hold_out_takes_exactly_the_groups_asked_for_or_none():
+    assert hold_out_groups(records(3), groups_per_class=0, seed=0) == (records(3), [])
+    for seed in range(20):  # drawn without replacement: never the same group twice
+        train, val = hold_out_groups(records(3), groups_per_class=2, seed=seed)
+        assert (len(train), len(val)) == (3, 6)
+    train, val = hold_out_groups(records(3), groups_per_class=1, seed=0)
+    assert (len(train), len(val)) == (6, 3)
+    with pytest.raises(ValueError) as caught:
+        hold_out_groups(records(3), groups_per_class=3, seed=0)
+    assert str(caught.value) == (
+        "class 0 has 3 training groups; cannot hold out data.val_groups_per_class=3 and keep any for training"
+    )
+
+
+def test_every_kind_of_entry_problem_is_listed_and_the_next_lines_still_read(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi 1"])
+    videos = root / "UCF-101"
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text(
+        "YoYo/v_YoYo_g01_c01.avi x\n"
+        "Juggling/v_Juggling_g01_c01.avi 4\n"
+        "YoYo/v_YoYo_g01_c02.avi 1\n"
+        "YoYo/v_YoYo_c03.avi 3\n"
+        "YoYo/v_YoYo_g09_c01.avi 3\n"
+        "YoYo/v_YoYo_g10_c01.avi 3\n"
+    )
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)  # the testlist's label, wrong as it is, is ignored: testlists are unlabelled
+    assert caught.value.problems == [
+        "trainlist01.txt:1: label 'x' does not match class 'YoYo' (classInd.txt says 3); fix the label or the class "
+        "folder",
+        "trainlist01.txt:2: unknown class 'Juggling' (not in classInd.txt); fix the entry's class folder or add the "
+        "class to classInd.txt",
+        "trainlist01.txt:3: label '1' does not match class 'YoYo' (classInd.txt says 3); fix the label or the class "
+        "folder",
+        "trainlist01.txt:4: no _gXX_cYY group in video name 'v_YoYo_c03.avi'; UCF101 names videos "
+        "<Class>/v_<Class>_gXX_cYY.avi",
+        f"trainlist01.txt:5: video not found: {videos / 'YoYo/v_YoYo_g09_c01.avi'}; {ROOT_HINT}",
+        f"trainlist01.txt:6: video not found: {videos / 'YoYo/v_YoYo_g10_c01.avi'}; {ROOT_HINT}",
+    ]
+
+
+def test_an_empty_split_and_a_file_that_is_not_text_are_named(tmp_path):
+    root = write_ucf_layout(tmp_path, ["YoYo/v_YoYo_g01_c01.avi 3"], ["YoYo/v_YoYo_g02_c01.avi"])
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [f"trainlist01.txt: the split is empty; {ROOT_HINT}"]
+    (root / "ucfTrainTestlist" / "classInd.txt").write_bytes(b"\xff1 YoYo\n")
+    with pytest.raises(DatasetIndexError) as caught:
+        load_split(root, 1)
+    assert caught.value.problems == [
+        "classInd.txt: not a text file (invalid start byte at byte 0); restore the official split file"
+    ]
+
+
+def test_a_class_index_saved_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "classInd.txt"
+    path.write_bytes("1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n3 YoYo\r\n".encode("utf-8-sig"))
+    assert read_class_index(path) == CLASSES

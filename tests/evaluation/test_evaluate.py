@@ -90,3 +90,38 @@ def test_module_averages_each_videos_views_and_keeps_its_central_clip(tiny_datas
     _, central, _ = module.single_view.predictions()
     torch.testing.assert_close(central, torch.stack([c[0] for c in clips]), rtol=1e-5, atol=1e-6)
     assert metrics["test/top1"] == accuracy_summary(central, labels, len(data.classes))["top1"]
+
+
+class ViewLogits(torch.nn.Module):
+    """A stand-in network that answers each clip of a batch with the logits it was given, in order."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        assert clips.shape[0] == self.logits.shape[0]
+        return self.logits
+
+
+def test_test_step_averages_the_softmax_of_views_not_their_logits(monkeypatch):
+    """Views that disagree sharply: the mean of their softmaxes differs by far from the softmax of their mean
+    logits, so averaging the wrong thing (or taking one view, or the central clip) is seen."""
+    from ar_experiments.training import module as training_module
+
+    # one video: central clip, then 3 views; one view is sure of class 0, two lean to class 2
+    logits = torch.tensor([[0.0, 5.0, 0.0], [9.0, 0.0, 0.0], [0.0, 0.0, 1.5], [0.0, 0.5, 2.0]])
+    monkeypatch.setattr(training_module, "build_model", lambda **_: ViewLogits(logits))
+    module = training_module.VideoClassifier({"name": "x3d_m"}, ["a", "b", "c"])
+    module.on_test_epoch_start()
+    clips = torch.zeros(1, 4, 4, 8, 8, 3, dtype=torch.uint8)  # (videos, clips, T, H, W, C) as the loader sends
+    module.test_step({"video": clips, "index": torch.tensor([7]), "label": torch.tensor([2])}, 0)
+
+    indices, probabilities, labels = module.multiview.predictions()
+    expected = logits[1:].softmax(1).mean(0)
+    assert indices == [7] and labels.tolist() == [2] and module.multiview.views[7] == 3
+    torch.testing.assert_close(probabilities[0], expected, rtol=1e-6, atol=1e-7)
+    assert (logits[1:].mean(0).softmax(0) - expected).abs().max() > 0.3, "the input must tell the two apart"
+    assert expected.argmax() == 2 and logits[1:].mean(0).argmax() == 0  # and they even disagree on the class
+    _, central, _ = module.single_view.predictions()
+    torch.testing.assert_close(central[0], logits[0].softmax(0))

@@ -3,6 +3,7 @@
 import functools
 import http.server
 import json
+import logging
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ from ar_experiments.models import build_model
 from ar_experiments.models import weights as weights_module
 from ar_experiments.models.weights import PretrainedMismatchError, find_pretrained, load_pretrained
 from ar_experiments.safety.safe_load import load_checkpoint
-from tests.conftest import run_train, tiny_overrides
+from tests.conftest import tiny_overrides
 
 HUB_BUILDERS = {"x3d_m": "x3d_m", "x3d_xs": "x3d_xs", "slowfast": "slowfast_r50"}
 # a proxy nobody listens on: every download fails at once, as with no network at all
@@ -135,30 +136,33 @@ def test_a_model_zoo_that_never_answers_is_given_up_quickly(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("freeze", [False, True])
-def test_a_run_fine_tunes_from_the_checkpoint(tiny_dataset, cache_dir, tmp_path, freeze):
+def test_a_run_fine_tunes_from_the_checkpoint(
+    train_in_process, tiny_dataset, cache_dir, tmp_path, freeze, monkeypatch, caplog
+):
     checkpoint = save_published("x3d_m", tmp_path / "X3D_M.pyth")
     run_dir = tmp_path / "run"
-    result = run_train(
-        [
-            "model=x3d_m",
-            "frames=6",
-            "model.pretrained=kinetics400",
-            f"model.weights_path={checkpoint}",
-            f"model.freeze_backbone={str(freeze).lower()}",
-            "optimizer.head_lr_mult=10",
-            "logger=csv",
-            f"hydra.run.dir={run_dir}",
-            *tiny_overrides(cache_dir),
-        ],
-        env=NO_NETWORK,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    for name, value in NO_NETWORK.items():
+        monkeypatch.setenv(name, value)
+    overrides = [
+        "model=x3d_m",
+        "frames=6",
+        "model.pretrained=kinetics400",
+        f"model.weights_path={checkpoint}",
+        f"model.freeze_backbone={str(freeze).lower()}",
+        "optimizer.head_lr_mult=10",
+        "logger=csv",
+        "data.batch_size=2",
+        "test.temporal_views=1",
+        *tiny_overrides(cache_dir),
+    ]
+    with caplog.at_level(logging.INFO, logger="ar_experiments"):
+        train_in_process(overrides, run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "completed"
     assert results["pretrained"] == "kinetics400" and results["pretrained_weights"] == str(checkpoint)
     assert results["pretrained_tensors_loaded"] == len(published_state("x3d_m")) - 2
     assert results["pretrained_tensors_skipped"] == 2
-    assert f"{results['pretrained_tensors_loaded']} tensors loaded, 2 skipped" in (run_dir / "train.log").read_text()
+    assert f"{results['pretrained_tensors_loaded']} tensors loaded, 2 skipped" in caplog.text
 
     # our own checkpoint is weights-only loadable, with everything a resume needs
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -173,16 +177,17 @@ def test_a_run_fine_tunes_from_the_checkpoint(tiny_dataset, cache_dir, tmp_path,
         assert len(unchanged) < len(backbone) / 2
 
 
-def test_a_run_without_the_weights_offline_fails_fast_naming_the_file(tiny_dataset, cache_dir, tmp_path):
+def test_a_run_without_the_weights_offline_fails_fast_naming_the_file(
+    train_in_process, tiny_dataset, cache_dir, tmp_path, monkeypatch
+):
     run_dir = tmp_path / "run"
-    result = run_train(
-        ["model=slowfast", "model.pretrained=kinetics400", f"hydra.run.dir={run_dir}", *tiny_overrides(cache_dir)],
-        env={**NO_NETWORK, "TORCH_HOME": str(tmp_path / "torch")},
-    )
-    assert result.returncode != 0
-    assert "SLOWFAST_8x8_R50.pyth" in result.stderr and "model.weights_path=" in result.stderr
+    for name, value in {**NO_NETWORK, "TORCH_HOME": str(tmp_path / "torch")}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(FileNotFoundError) as error:
+        train_in_process(["model=slowfast", "model.pretrained=kinetics400", *tiny_overrides(cache_dir)], run_dir)
+    assert "SLOWFAST_8x8_R50.pyth" in str(error.value) and "model.weights_path=" in str(error.value)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "failed" and str(tmp_path / "torch" / "hub" / "checkpoints") in results["error"]
     # fast: it failed while building the model, before any training or checkpoint
-    assert "train_seconds" not in results and "epochs" not in results
+    assert results["train_seconds"] is None and results["epochs"] is None  # the record has every key (one definition)
     assert not list(run_dir.glob("checkpoints/*.ckpt"))

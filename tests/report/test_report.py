@@ -338,20 +338,13 @@ def test_jobs_are_read_in_job_order_and_helper_folders_are_skipped(grid_sweep):
     assert len(names) == 14
 
 
-def test_cli_latest_reports_the_newest_sweep(grid_sweep, tmp_path):
+def test_cli_latest_reports_the_newest_sweep(grid_sweep, tmp_path, monkeypatch, capsys):
     older = tmp_path / "multirun" / "2025-01-30" / "23-59-59"
     write_job(older, 0, "x3d_m", 8, right=100)
-    result = subprocess.run(
-        [sys.executable, "-m", "ar_experiments.report", "--latest", *FAST],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["--latest", *FAST]) == 0
     assert (grid_sweep / "report.md").is_file() and not (older / "report.md").exists()
-    assert "| 0-slowfast-16f-split1 | completed | 75.0 |" in result.stdout
+    assert "| 0-slowfast-16f-split1 | completed | 75.0 |" in capsys.readouterr().out
 
 
 def test_cli_explains_a_missing_sweep(tmp_path):

@@ -45,6 +45,7 @@ def run(args, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_run_folder_built_from_a_credential_stops_naming_the_variable(tmp_path):
     result = run(["hydra.run.dir=" + str(tmp_path / "out") + "/${oc.env:WANDB_API_KEY}"], tmp_path)
     assert result.returncode == 1
@@ -52,6 +53,7 @@ def test_a_run_folder_built_from_a_credential_stops_naming_the_variable(tmp_path
     assert not (tmp_path / "out").exists() and LONG_SECRET not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_secrets_in_run_names_and_quoted_overrides_reach_no_file_or_folder_name(tiny_dataset, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
     args = [

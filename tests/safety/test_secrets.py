@@ -51,6 +51,7 @@ def test_log_records_are_redacted_whatever_their_handler(monkeypatch, caplog):
     assert caplog.messages == [f"#0 : +api_key={REDACTED} {REDACTED}"]
 
 
+@pytest.mark.slow
 def test_a_run_leaves_no_trace_of_credentials(tiny_dataset, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(

@@ -12,16 +12,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import run_train, tiny_overrides
-
-# the smallest model and clip, one training batch, a single test view, no W&B
-FAST = ["model=x3d_xs", "frames=4", "logger=csv", "test.temporal_views=1", "test.spatial_crops=1"]
+from tests.conftest import SMALLEST_RUN, compose, run_train, tiny_overrides
 
 
 def shrunk(cache_dir: Path, *extra: str) -> list[str]:
     """tiny_overrides with one training batch, then `extra` (which replaces keys it repeats)."""
     replaced = {arg.split("=", 1)[0] for arg in extra}
-    base = [*tiny_overrides(cache_dir), "trainer.limit_train_batches=1", *FAST]
+    base = [*tiny_overrides(cache_dir), "trainer.limit_train_batches=1", *SMALLEST_RUN]
     return [arg for arg in base if arg.split("=", 1)[0] not in replaced] + list(extra)
 
 
@@ -76,8 +73,6 @@ def test_train_starts_ddp_ranks_only_for_script_launched_ddp(compose_config, mon
     assert ranks_to_start(compose_config(["trainer=ddp_cpu"]).trainer) == 2
     assert ranks_to_start(compose_config([]).trainer) == 0
     assert ranks_to_start(compose_config(["trainer=ddp_cpu", "trainer.devices=1"]).trainer) == 0
-    # Lightning's spawn strategy starts its own processes without re-running the command
-    assert ranks_to_start(compose_config(["trainer=ddp_cpu", "trainer.strategy=ddp_spawn"]).trainer) == 0
     # a rank started by torchrun, SLURM or train() itself must not start more
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert ranks_to_start(compose_config(["trainer=ddp_cpu"]).trainer) == 0
@@ -164,13 +159,8 @@ def test_failure_collector_fail_fast_stops_at_the_first_failed_batch():
 # --- Optuna search space ----------------------------------------------------------------------
 
 
-def test_optuna_config_stores_the_study_in_its_sweep_folder(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
+def test_optuna_config_stores_the_study_in_its_sweep_folder():
+    cfg = compose(["hparams_search=optuna"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.study_name == "x3d_m-8f-split1"
     assert cfg.hydra.sweep.dir == "multirun/optuna/x3d_m-8f-split1"
@@ -178,15 +168,8 @@ def test_optuna_config_stores_the_study_in_its_sweep_folder(tmp_path):
     assert sweeper.params.optimizer == "choice(adamw, sgd, asgd)"
 
 
-def test_slurm_launcher_runs_one_task_per_gpu(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train", overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"], return_hydra_config=True
-        )
+def test_slurm_launcher_runs_one_task_per_gpu():
+    cfg = compose(["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == 4 and launcher.cpus_per_task == 8 and launcher.timeout_min == 720

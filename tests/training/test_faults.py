@@ -143,6 +143,7 @@ def test_split_file_problems_stop_the_run_before_a_model_is_built(compose_config
     assert results(run_dir)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_the_command_line_lists_split_file_problems_without_traceback(tiny_dataset, tmp_path):
     root = copy_dataset(tiny_dataset, tmp_path / "data")
     with open(root / "ucfTrainTestlist" / "trainlist01.txt", "ab") as handle:

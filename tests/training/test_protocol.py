@@ -40,17 +40,21 @@ def test_the_seed_protocol_stays_the_default(compose_config):
     assert cfg.callbacks.early_stopping.monitor == "val/top1"
 
 
-def test_no_validation_set_with_early_stopping_is_a_config_error_before_training(tiny_dataset, cache_dir, tmp_path):
+def test_no_validation_set_with_early_stopping_is_a_config_error_before_training(
+    train_in_process, tiny_dataset, cache_dir, tmp_path
+):
+    from ar_experiments.config.checks import ConfigError
+
     # the demo's recipe trains without early stopping (conf/experiment/demo.yaml): put the default one back
     early_stopping = "callbacks.early_stopping={_target_:pytorch_lightning.callbacks.EarlyStopping,monitor:val/top1}"
     overrides = [*tiny_overrides(cache_dir), *FAST, early_stopping, "data.val_groups_per_class=0"]
-    result = run_train([*overrides, f"hydra.run.dir={tmp_path}"])
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    with pytest.raises(ConfigError) as error:
+        train_in_process(overrides, tmp_path)
     assert (
         "callbacks.early_stopping watches val/top1, but data.val_groups_per_class=0 leaves no validation set; "
-        "pass callbacks.early_stopping=null (protocol=paper does)" in result.stderr
+        "pass callbacks.early_stopping=null (protocol=paper does)" in str(error.value)
     )
-    assert "callbacks.model_checkpoint watches val/top1" in result.stderr
+    assert "callbacks.model_checkpoint watches val/top1" in str(error.value)
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -67,6 +67,7 @@ def test_a_folder_whose_owner_died_is_taken_over_and_freed_on_every_exit(lock_ho
     assert not (tmp_path / RUN_LOCK).exists()
 
 
+@pytest.mark.slow
 def test_a_second_sweep_into_a_held_sweep_folder_stops_before_writing_anything(lock_holder, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
     owner = lock_holder(sweep, SWEEP_LOCK)
