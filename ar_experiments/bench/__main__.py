@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .figures import Measurement, figure_entry, table
 from .plans import (
+    DEFAULT_VARIANTS,
     FULL,
     GPU_ROUNDS,
     GPU_STEPS,
@@ -22,11 +23,13 @@ from .plans import (
     PARTS,
     QUICK,
     REAL_SIZE_MODELS,
+    SEED,
     SYNTHETIC_MODELS,
     TINY_SYNTHETIC,
+    VARIANTS,
     Plan,
+    pick,
 )
-from .variants import CPU_DEFAULT, GPU_DEFAULT, QUICK_DEFAULT, VARIANTS, pick
 from .videos import ucf101_layout, write_videos
 
 
@@ -56,8 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--variants",
-        help="comma-separated training settings to compare with the seed's (default: a set per device; "
-        f"all: {','.join(VARIANTS)})",
+        help="comma-separated training settings to compare with the seed's (default: "
+        f"{','.join(DEFAULT_VARIANTS['cpu'])} on cpu, {','.join(DEFAULT_VARIANTS['cuda'])} on cuda; "
+        f"all: {','.join(VARIANTS)}); Hydra overrides measure any other setting",
     )
     parser.add_argument(
         "--layout",
@@ -81,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.models = _names(args.models) or (list(REAL_SIZE_MODELS) if args.layout else ["x3d_m"])
     if unknown := sorted(set(args.models) - set(models)):
         parser.error(f"--models: unknown model(s) {unknown}; choose from {','.join(models)}")
-    default = GPU_DEFAULT if args.device == "cuda" else (QUICK_DEFAULT if args.quick else CPU_DEFAULT)
+    default = DEFAULT_VARIANTS["quick" if args.quick and args.device == "cpu" else args.device]
     try:
         args.variants = pick(_names(args.variants) or list(default))
     except ValueError as err:
@@ -116,7 +120,6 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
 
     from .training import measure_training
     from .training_figures import training_figures as figures_of
-    from .training_figures import variant_rows, variants_table
 
     # a fresh Inductor cache: a compiled variant's first compile is cold, as a sweep's first job's is
     base = [f"paths.output_dir={workdir / 'train'}", f"model.compile_cache_dir={workdir / 'inductor'}"]
@@ -140,14 +143,13 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
     on_gpu = args.device == "cuda"
 
     results = measure_training(models, args.variants, rounds, steps, warmup, device)
-    rows = variant_rows(results)
     context = {
         "overrides_by_model": models,
+        "variants": args.variants,
         "rounds": rounds,
         "steps": steps,
         "warmup": warmup,
-        "variants": rows,
-        "variants_table": variants_table(rows).splitlines(),
+        "errors": {f"{r.model} {r.variant}": r.error for r in results if r.error},
     }
     return figures_of(results, on_gpu), context
 
@@ -207,17 +209,15 @@ def machine(device: str) -> dict:
 
 
 def write_output(path: Path, figures: dict[str, list[Measurement]], context: dict, info: dict, seconds: float) -> str:
-    """bench.json (atomically) and the printed text: warnings, the figures' table, the variants' table."""
+    """bench.json (atomically) and the printed text: warnings, the figures' table, what failed."""
     from ..safety.atomic import atomic_write_json
 
     blocks = [f"WARNING: {warning}" for warning in info["warnings"]]
     if figures:
         blocks.append(table(figures))
     text = "\n\n".join(blocks)
-    variants = context.get("train", {}).get("variants_table")
-    if variants:
-        text += "\n\ntraining settings (rates pooled over rounds; x seed: over the same model's seed setting)\n"
-        text += "\n".join(variants)
+    for name, error in context.get("train", {}).get("errors", {}).items():
+        text += f"\n{name} failed: {error}"
     atomic_write_json(
         path,
         {
@@ -257,12 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     text = write_output(args.output, figures, context, info, time.perf_counter() - started)
     print(text)
     print(f"\nwrote {args.output} ({time.perf_counter() - started:.0f} s)")
-    failed = [
-        row for row in context.get("train", {}).get("variants", []) if row["variant"] == "seed" and "error" in row
-    ]
-    for row in failed:
-        print(f"bench: the seed setting of {row['model']} failed: {row['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    errors = context.get("train", {}).get("errors", {})
+    return 1 if any(name.endswith(f" {SEED}") for name in errors) else 0
 
 
 if __name__ == "__main__":

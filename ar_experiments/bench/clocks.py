@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 
-from .variants import Variant
-
 
 @dataclass
 class LoopTiming:
@@ -44,33 +42,43 @@ class VariantResult:
     """Every round of one model under one variant; `error` when it could not run."""
 
     model: str
-    variant: Variant
+    variant: str
     batch_size: int
     setting: str
     fit: list[LoopTiming] = field(default_factory=list)
     plain: list[LoopTiming] = field(default_factory=list)
-    stock: list[LoopTiming] = field(default_factory=list)  # the seed only: PyTorch's stock kernels
     evaluation: EvaluationTiming | None = None
     error: str | None = None
 
 
-class StepClock(pl.Callback):
-    """Start and end of every training step; a step ends once its GPU work has (synchronised)."""
+class BatchClock(pl.Callback):
+    """Start and end of every training step, end and clip count of every validation batch.
+
+    A batch ends once its GPU work has (synchronised).
+    """
 
     def __init__(self, synchronize: Callable[[], None]):
         self.synchronize = synchronize
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.clips: list[int] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._end(batch)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._end(batch)
+
+    def _end(self, batch: dict) -> None:
         self.synchronize()
         self.ends.append(time.perf_counter())
+        self.clips.append(int(batch["label"].shape[0]))
 
     def timing(self, warmup: int) -> LoopTiming:
-        """The steps after `warmup`: each from its start to the next one's (the last to its end).
+        """The training steps after `warmup`: each from its start to the next one's (the last to its end).
 
         The idle part of a step runs from the end of the one before it to its start:
         the model waits for its batch (and for the loop's bookkeeping).
@@ -84,17 +92,3 @@ class StepClock(pl.Callback):
             warmup_seconds=starts[warmup] - starts[0],
             idle_seconds=idle,
         )
-
-
-class EvalClock(pl.Callback):
-    """End time and clip count of every validation batch."""
-
-    def __init__(self, synchronize: Callable[[], None]):
-        self.synchronize = synchronize
-        self.ends: list[float] = []
-        self.clips: list[int] = []
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self.synchronize()
-        self.ends.append(time.perf_counter())
-        self.clips.append(int(batch["label"].shape[0]))

@@ -214,19 +214,6 @@ class ClipSource:
         return len(durations), sum(durations)
 
 
-class ProjectClips(Dataset):
-    """The project's clips as tensors: (video, draw) -> normalised (C, T, H, W)."""
-
-    def __init__(self, dataset: VideoClipDataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, item):
-        return self.dataset[item]["video"]
-
-
 def measure_data_path(
     videos: list[Path], setting: ClipSetting, fps: int, repeats: int, clips: int
 ) -> dict[str, Pooled]:
@@ -234,7 +221,7 @@ def measure_data_path(
     sources = [
         ClipSource(
             "project",
-            Timed(ProjectClips(project_dataset(videos, setting))),
+            Timed(project_dataset(videos, setting)),
             RoundSampler(len(videos), clips),
             setting.clip_shape,
         ),

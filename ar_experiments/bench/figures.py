@@ -15,7 +15,6 @@ GOALS = {
     "data_vs_pytorchvideo": (">=", 2.0),
     "data_vs_decode_floor": (">=", 0.6),
     "train_vs_model_bound": (">=", 0.85),
-    "kernels_vs_stock": (">=", 1.0),
     "startup_s": ("<=", 5.0),
     "rss_growth": ("<=", 1.10),
 }
@@ -53,10 +52,6 @@ class Pooled:
     @property
     def round_rates(self) -> list[float]:
         return [units / seconds for units, seconds in zip(self.units, self.seconds)]
-
-    def scaled(self, factor: float) -> Pooled:
-        """The same seconds for `factor` times the work (steps -> clips)."""
-        return Pooled([units * factor for units in self.units], list(self.seconds))
 
 
 @dataclass

@@ -37,3 +37,29 @@ TINY_SYNTHETIC = [
     "data.synthetic.classes=[MoveRight,MoveLeft,RotateClockwise]",
     "data.synthetic.clips_per_group=[1,1]",
 ]
+
+# The training settings compared with the seed's (batch 8, no compile, the trainer's precision), as Hydra
+# overrides; any other setting is measured by passing its overrides to the bench (they apply to every variant).
+SEED = "seed"
+VARIANTS = {
+    SEED: (),
+    "batch16": ("data.batch_size=16",),
+    "batch32": ("data.batch_size=32",),  # the learning rate follows optimizer.lr_scaling
+    "compile": ("model.compile=true",),
+    "fp32": ("trainer.precision=32-true", "model.fp32_precision=tf32"),
+    "no-channels-last": ("model.channels_last=false",),
+    "pointwise-conv": ("model.pointwise_matmul=false",),
+    "pointwise-matmul": ("model.pointwise_matmul=true",),
+}
+DEFAULT_VARIANTS = {
+    "cpu": ("batch16", "no-channels-last", "pointwise-conv"),
+    "cuda": ("batch32", "compile", "fp32", "no-channels-last", "pointwise-matmul"),
+    "quick": ("batch16",),
+}
+
+
+def pick(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The named variants and their overrides, the seed first whether named or not."""
+    if unknown := sorted(set(names) - set(VARIANTS)):
+        raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    return {name: VARIANTS[name] for name in dict.fromkeys([SEED, *names])}

@@ -18,44 +18,28 @@ end runs before `epochs`, which would also shorten them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+# UCF101 split 1: the trainlist (held-out validation groups included), the validation groups
+# (3 of 18 per class), the testlist; the grid's epochs and runs (2 models x 3 frame counts x 3 splits)
+TRAIN_VIDEOS, VAL_VIDEOS, TEST_VIDEOS = 9537, 1590, 3783
+SEED_EPOCHS, SEED_GRID_RUNS = 20, 18
 
 
-@dataclass(frozen=True)
-class DatasetSize:
-    train_videos: int  # the trainlist, validation groups included
-    val_videos: int  # held out of the trainlist (3 of 18 groups per class)
-    test_videos: int
+def run_seconds(fit_clips_per_s: float, val_clips_per_s: float, test_videos_per_s: float, compile_s: float) -> float:
+    """Seconds of one run: the seed's epochs of training and validation, one multi-view test, one compile."""
+    per_epoch = (TRAIN_VIDEOS - VAL_VIDEOS) / fit_clips_per_s + VAL_VIDEOS / val_clips_per_s
+    return SEED_EPOCHS * per_epoch + test_seconds(test_videos_per_s) + compile_s
 
 
-UCF101_SPLIT1 = DatasetSize(train_videos=9537, val_videos=1590, test_videos=3783)
-SEED_EPOCHS = 20
-SEED_GRID_RUNS = 18  # 2 models x 3 frame counts x 3 splits
-
-
-def run_seconds(
-    fit_clips_per_s: float,
-    val_clips_per_s: float,
-    test_videos_per_s: float,
-    compile_s: float = 0.0,
-    epochs: int = SEED_EPOCHS,
-    size: DatasetSize = UCF101_SPLIT1,
-) -> float:
-    """Seconds of one run: `epochs` epochs of training and validation, one multi-view test, one compile."""
-    per_epoch = (size.train_videos - size.val_videos) / fit_clips_per_s + size.val_videos / val_clips_per_s
-    return epochs * per_epoch + size.test_videos / test_videos_per_s + compile_s
-
-
-def test_seconds(test_videos_per_s: float, size: DatasetSize = UCF101_SPLIT1) -> float:
+def test_seconds(test_videos_per_s: float) -> float:
     """Seconds of one run's multi-view test."""
-    return size.test_videos / test_videos_per_s
+    return TEST_VIDEOS / test_videos_per_s
 
 
-def grid_hours(run_seconds_by_model: dict[str, float], runs: int = SEED_GRID_RUNS) -> float:
-    """Hours of the grid's `runs` runs, one after another on one GPU, shared evenly among the measured models.
+def grid_hours(run_seconds_by_model: dict[str, float]) -> float:
+    """Hours of the grid's runs, one after another on one GPU, shared evenly among the measured models.
 
     With both models measured, each runs 9 times at its own rate; with one (the CPU bench), all 18 at its rate.
     """
     if not run_seconds_by_model:
         raise ValueError("no model was measured")
-    return sum(run_seconds_by_model.values()) * runs / len(run_seconds_by_model) / 3600
+    return sum(run_seconds_by_model.values()) * SEED_GRID_RUNS / len(run_seconds_by_model) / 3600

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from ..config.resolvers import CONF_DIR
-from .clocks import EvalClock, EvaluationTiming, LoopTiming, StepClock, VariantResult
-from .variants import Variant
+from .clocks import BatchClock, EvaluationTiming, LoopTiming, VariantResult
+from .plans import SEED
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -60,23 +60,15 @@ def require_cuda() -> None:
         )
 
 
-def _build_module(cfg: DictConfig, class_names: list[str], stock: bool = False):
-    """The run's LightningModule; `stock`: without the project's faster kernels (the bench's baseline)."""
-    from ..models.builders import use_stock_conv3d
+def _build_module(cfg: DictConfig, class_names: list[str]):
     from ..training.module import VideoClassifier
 
-    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    if stock:
-        optimizer.pop("fused", None)  # torch's default step: a loop over parameters (foreach on CUDA)
-    module = VideoClassifier(
+    return VideoClassifier(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         class_names=class_names,
-        optimizer=optimizer,
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
     )
-    if stock:
-        use_stock_conv3d(module.net)
-    return module
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:
@@ -105,7 +97,7 @@ def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = _build_module(cfg, datamodule.classes)
-    clock = StepClock(_synchronizer(device))
+    clock = BatchClock(_synchronizer(device))
     trainer = _trainer(cfg, [clock], max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -128,13 +120,12 @@ def plain_loop(
     steps: int,
     warmup: int,
     device: torch.device,
-    stock: bool = False,
 ) -> LoopTiming:
     """Forward, loss, backward and optimiser step on one batch already on the device, with the run's options."""
     from ..models.run_options import prepare_to_run
 
     pl.seed_everything(cfg.seed)
-    module = _build_module(cfg, class_names, stock)
+    module = _build_module(cfg, class_names)
     net = module.net.to(device).train()
     prepare_to_run(net, module.hparams.model)  # torch.compile, float32 precision: as the fit loop's setup does
     optimizer = module.configure_optimizers()
@@ -170,7 +161,7 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = _build_module(cfg, datamodule.classes)
-    clock = EvalClock(_synchronizer(device))
+    clock = BatchClock(_synchronizer(device))
     _trainer(cfg, [clock]).validate(module, datamodule=datamodule, verbose=False)
     if len(clock.ends) < 2:
         raise RuntimeError(f"validation ran {len(clock.ends)} batch(es); the bench needs at least 2 to time it")
@@ -186,13 +177,13 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     )
 
 
-def first_batch(cfg: DictConfig) -> dict:
-    """One training batch of the config's data (the plain loop's input)."""
+def first_batch(cfg: DictConfig) -> tuple[list[str], dict]:
+    """The config's class names and one training batch of its data (the plain loop's input)."""
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    return next(iter(datamodule.train_dataloader()))
+    return datamodule.classes, next(iter(datamodule.train_dataloader()))
 
 
 def setting_label(cfg: DictConfig, device: torch.device) -> str:
@@ -215,40 +206,37 @@ def _release(device: torch.device) -> None:
 
 def measure_training(
     models: dict[str, list[str]],
-    variants: list[Variant],
+    variants: dict[str, tuple[str, ...]],
     rounds: int,
     steps: int,
     warmup: int,
     device: torch.device,
 ) -> list[VariantResult]:
-    """Every variant of every model: fit loop and plain loop each round, evaluation in the first round.
+    """Every variant of every model: fit loop and plain loop each round, the seed's evaluation in the first round.
 
-    `models` maps a model name to the overrides of its base setting. Rounds
+    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own. Rounds
     alternate all paths, so machine load hits them alike; within a round every
     model runs a variant before the next variant starts.
     """
     quiet_lightning()
     configs = {
-        (model, variant.name): compose_config([*overrides, *variant.overrides])
-        for model, overrides in models.items()
+        (model, variant): compose_config([*overrides, *variants[variant]])
         for variant in variants
-        if variant.applies_to(model)
+        for model, overrides in models.items()
     }
     results = {
-        key: VariantResult(key[0], variant, cfg.data.batch_size, setting_label(cfg, device))
-        for variant in variants
-        for key, cfg in configs.items()
-        if key[1] == variant.name
+        (model, variant): VariantResult(model, variant, cfg.data.batch_size, setting_label(cfg, device))
+        for (model, variant), cfg in configs.items()
     }
-    batches: dict[str, dict] = {}
+    batches: dict[str, tuple[list[str], dict]] = {}
     for round_number in range(rounds):
         for variant in variants:
             for model in models:
-                result = results.get((model, variant.name))
-                if result is None or result.error:
+                result = results[(model, variant)]
+                if result.error:
                     continue
-                cfg = configs[(model, variant.name)]
-                print(f"bench: {model} {variant.name} round {round_number + 1}", file=sys.stderr, flush=True)
+                cfg = configs[(model, variant)]
+                print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
                 try:
                     if model not in batches:
                         largest = max(r.batch_size for (m, _), r in results.items() if m == model)
@@ -256,28 +244,24 @@ def measure_training(
                     _measure_round(result, cfg, batches[model], round_number == 0, steps, warmup, device)
                 except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
                     result.error = _error_text(err)
-                    print(f"bench: {model} {variant.name} failed: {result.error}", file=sys.stderr, flush=True)
+                    print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
                 finally:
                     _release(device)
     return list(results.values())
 
 
 def _measure_round(
-    result: VariantResult, cfg: DictConfig, batch: dict, first: bool, steps: int, warmup: int, device: torch.device
+    result: VariantResult,
+    cfg: DictConfig,
+    batch: tuple[list[str], dict],
+    first: bool,
+    steps: int,
+    warmup: int,
+    device: torch.device,
 ) -> None:
-    classes = compose_classes(cfg)
     result.fit.append(fit_loop(cfg, steps, warmup, device))
     _release(device)
-    result.plain.append(plain_loop(cfg, classes, batch, steps, warmup, device))
-    if result.variant.name == "seed":
-        _release(device)
-        result.stock.append(plain_loop(cfg, classes, batch, steps, warmup, device, stock=True))
-    if first and result.variant.evaluate:
+    result.plain.append(plain_loop(cfg, *batch, steps, warmup, device))
+    if first and result.variant == SEED:
         _release(device)
         result.evaluation = evaluation(cfg, device)
-
-
-def compose_classes(cfg: DictConfig) -> list[str]:
-    from hydra.utils import instantiate
-
-    return instantiate(cfg.data).classes

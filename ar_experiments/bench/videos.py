@@ -2,8 +2,8 @@
 
 Content is a textured background with a moving block and sensor noise, so the
 encoder spends its bits as on real footage (a flat frame would decode far faster
-than UCF101 does). Keyframes come every `keyframe_interval` frames, as with
-ffmpeg's default group of pictures.
+than UCF101 does). The synthetic dataset's encoder writes them (a keyframe every
+12 frames, ffmpeg's default group of pictures).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.synthetic import write_avi
+
 
 @dataclass(frozen=True)
 class VideoShape:
@@ -23,8 +25,6 @@ class VideoShape:
     fps: int = 25
     seconds: float = 7.0
     bit_rate: int = 500_000  # UCF101 averages about 0.5 Mbit/s
-    keyframe_interval: int = 12
-    b_frames: int = 0
 
 
 QUICK_SHAPE = VideoShape(width=160, height=120, seconds=3.0, bit_rate=150_000)
@@ -48,22 +48,7 @@ def _frames(shape: VideoShape, rng: np.random.Generator):
 
 
 def write_video(path: Path, shape: VideoShape, seed: int) -> Path:
-    import av
-
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), mode="w", format="avi") as container:
-        stream = container.add_stream("mpeg4", rate=shape.fps)
-        stream.codec_tag = "XVID"
-        stream.width, stream.height = shape.width, shape.height
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = shape.bit_rate
-        stream.codec_context.gop_size = shape.keyframe_interval
-        stream.codec_context.max_b_frames = shape.b_frames
-        for array in _frames(shape, rng):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_avi(path, np.stack(list(_frames(shape, np.random.default_rng(seed)))), shape.fps, shape.bit_rate)
     return path
 
 

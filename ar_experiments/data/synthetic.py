@@ -164,8 +164,8 @@ def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: Synthe
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
-    """Encode MPEG-4 Part 2 with the XVID tag, as UCF101's files are."""
+def write_avi(path: Path, frames: np.ndarray, fps: int, bit_rate: int = 150_000) -> None:
+    """Encode MPEG-4 Part 2 with the XVID tag, as UCF101's files are (ffmpeg's default: a keyframe every 12 frames)."""
     import av
 
     tmp = path.with_name(path.name + ".part")
@@ -174,7 +174,7 @@ def write_avi(path: Path, frames: np.ndarray, fps: int) -> None:
         stream.codec_tag = "XVID"
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.bit_rate = 150_000
+        stream.bit_rate = bit_rate
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)

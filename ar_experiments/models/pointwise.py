@@ -26,7 +26,7 @@ class PointwiseConv3d(nn.Conv3d):
     through a general 3D convolution whose backward pass is 2-16x slower than
     the matrix multiply (X3D-M has 88 1x1x1 ones: with them and fused optimiser
     steps its one-thread training step runs ~1.7x faster; `python -m
-    ar_experiments.bench` measures them as kernels_vs_stock). SlowFast's slow
+    ar_experiments.bench` measures them as its pointwise-conv variant). SlowFast's slow
     pathway has 3x1x1 convolutions over 1024-2048 channels and a few positions,
     which PyTorch runs at batch 8 on one thread through its unvectorised fallback:
     as a matrix multiply over the k frames unfolded into channels they take a fraction
