@@ -69,7 +69,8 @@ def test_the_position_advances_after_every_batch_and_a_mid_epoch_checkpoint_resu
 def test_the_epochs_last_batch_moves_the_position_to_the_next_epochs_start():
     data = loader()
     train(data, 0)
-    assert data.state_dict() == {"epoch": 1, "batches_done": 0, "world_size": 1}  # a checkpoint at the epoch's end starts epoch 1
+    # a checkpoint at the epoch's end starts epoch 1
+    assert data.state_dict() == {"epoch": 1, "batches_done": 0, "world_size": 1}
 
 
 def test_overfitting_trains_the_first_epochs_batches_every_epoch():
