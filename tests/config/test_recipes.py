@@ -55,3 +55,10 @@ def test_without_an_experiment_the_recipe_is_the_seeds_whichever_the_data(compos
     assert ucf101 == {**synthetic, "test_views": (10, 3)}  # UCF101 still brings its own test views
     assert synthetic["optimizer"] == ("torch.optim.ASGD", 1e-2, 0.0) and synthetic["max_epochs"] == 20
     assert synthetic["early_stopping"]["monitor"] == "val/top1"
+
+
+def test_the_published_protocol_replaces_a_recipes_evaluation(compose_config):
+    cfg = compose_config(["experiment=demo", "protocol=paper", "model=x3d_m"])
+    assert (cfg.test.temporal_views, cfg.test.spatial_crops) == (10, 3)
+    assert (cfg.frames, cfg.data.stride, cfg.data.val_groups_per_class) == (16, 5, 0)
+    assert cfg.optimizer.lr == 2.0e-3, "the recipe's training settings stay"
