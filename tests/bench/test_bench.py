@@ -246,10 +246,11 @@ class HoldMemoryPerJob(pl.Callback):
 
 
 @pytest.mark.slow  # two tiny multiruns in fresh processes
-def test_startup_and_memory_figures_rise_with_a_slower_start_and_a_leak(tmp_path, monkeypatch):
+def test_startup_and_memory_figures_rise_with_a_slower_start_and_a_leak(tmp_path, cache_dir, tiny_dataset, monkeypatch):
     from ar_experiments.bench.multirun import run_multirun
 
-    cache = [*tiny_data(tmp_path / "cache"), "logger=csv"]
+    # the dataset already generated: otherwise the first multirun's start-up would include generating it
+    cache = [*tiny_data(cache_dir), "logger=csv"]
     fresh, records = run_multirun(tmp_path / "plain", 2, cache)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text("import time\ntime.sleep(10)\n")  # a slower interpreter start
