@@ -19,11 +19,13 @@ sweep: $(STAMP)  ## the model x frames x split grid on the embedded synthetic da
 	$(PY) -m ar_experiments.train -m experiment=grid; status=$$?; \
 	$(PY) -m ar_experiments.report --latest; exit $$status
 
+# The fast tier runs in a process per core (pytest-xdist, at most 4); the slow tier in one process: its
+# tests start their own processes (command lines, sweeps, DDP ranks, a SLURM cluster) and time things.
 test: $(STAMP)  ## the fast tests (in-process, tiny inputs; `make test-all` adds the slow ones)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n auto --maxprocesses 4
 
-test-all: $(STAMP)  ## every test: the fast ones and the slow ones (real command lines, whole sweeps, DDP)
-	$(PY) -m pytest
+test-all: test  ## every test: the fast ones, then the slow ones (real command lines, whole sweeps, DDP, SLURM)
+	$(PY) -m pytest -m slow
 
 # One module at a time, one test process, at the lowest priority; mutmut's settings (which files, which
 # tests) are [tool.mutmut] in pyproject.toml. Long (minutes per module): not part of CI. docs/testing.md

@@ -21,6 +21,11 @@ CONF_DIR = str(REPO / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the fast tier in a process per core (pytest-xdist): one thread each, so that the
+    # workers do not fight over the cores (the tiny runs gain nothing from more)
+    torch.set_num_threads(1)
+
 
 def run_train(
     args: list[str], env: dict[str, str] | None = None, wandb_mode: str = "disabled", timeout: int = 600
@@ -44,8 +49,14 @@ TINY_SYNTHETIC = {"classes": ["MoveRight", "MoveLeft", "RotateClockwise"], "clip
 def cache_dir(tmp_path_factory) -> Path:
     # AR_TEST_CACHE_DIR: a folder kept between sessions, so that `make mutation`, one session per mutant,
     # generates the tiny dataset once and not for every mutant (20 s each)
+    # Under pytest-xdist the workers share one folder (their base temp's parent): the generation's lock lets
+    # one worker generate the tiny dataset while the others wait, instead of each generating its own copy.
     kept = os.environ.get("AR_TEST_CACHE_DIR")
-    return Path(kept) if kept else tmp_path_factory.mktemp("cache")
+    if kept:
+        return Path(kept)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.getbasetemp().parent / "cache"
+    return tmp_path_factory.mktemp("cache")
 
 
 def synthetic_spec(**changes):

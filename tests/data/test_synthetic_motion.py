@@ -226,6 +226,7 @@ def _patch_shift(a: np.ndarray, b: np.ndarray, top: int, left: int, size: int = 
     return min(scores, key=scores.get)
 
 
+@pytest.mark.slow  # a property of the generator over many rendered clips: seconds, not milliseconds
 def test_single_frames_look_alike_in_every_class():
     """Brightness, contrast and texture of the first, middle and last frames: the same in every class."""
     spec = demo_spec()

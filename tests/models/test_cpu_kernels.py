@@ -90,7 +90,7 @@ def test_a_1x1x1_convolution_with_temporal_padding_keeps_its_padded_frames():
     _same_as_stock(padded[0], x)
 
 
-@pytest.mark.parametrize("name", ["x3d_xs", "slowfast"])
+@pytest.mark.parametrize("name", ["x3d_xs", pytest.param("slowfast", marks=pytest.mark.slow)])
 def test_the_networks_learn_the_same_with_the_cpu_kernels_as_with_pytorchs(name):
     """One training step of a whole network: same loss, same gradients, with and without the swapped kernels."""
     torch.manual_seed(0)

@@ -137,7 +137,7 @@ def assert_same_logits(got: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * scale)
 
 
-@pytest.mark.parametrize("frames", [4, 6, 8, 16, 32])
+@pytest.mark.parametrize("frames", [*(pytest.param(n, marks=pytest.mark.slow) for n in (4, 8, 32)), 6, 16])
 def test_x3d_m_matches_pytorchvideos_create_x3d(frames):
     from pytorchvideo.models.x3d import create_x3d
 
@@ -176,7 +176,13 @@ def pack_pathway(clip: torch.Tensor, alpha: int) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     ("frames", "slow_frames"),
-    [(32, [0, 4, 8, 13, 17, 22, 26, 31]), (16, [0, 5, 10, 15]), (8, [0, 7]), (6, [0, 5]), (4, [0])],
+    [
+        pytest.param(32, [0, 4, 8, 13, 17, 22, 26, 31], marks=pytest.mark.slow),
+        (16, [0, 5, 10, 15]),
+        pytest.param(8, [0, 7], marks=pytest.mark.slow),
+        (6, [0, 5]),  # not a multiple of the fusion stride: ceil(6 / 4) slow frames
+        pytest.param(4, [0], marks=pytest.mark.slow),
+    ],
 )
 def test_slowfast_slow_pathway_takes_the_frames_pyslowfast_takes(frames, slow_frames):
     model = build_model("slowfast", num_classes=3, frames=frames, crop_size=32).eval()

@@ -135,7 +135,7 @@ def test_a_model_zoo_that_never_answers_is_given_up_quickly(tmp_path, monkeypatc
     assert "model.weights_path=" in message
 
 
-@pytest.mark.parametrize("freeze", [False, True])
+@pytest.mark.parametrize("freeze", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_a_run_fine_tunes_from_the_checkpoint(
     train_in_process, tiny_dataset, cache_dir, tmp_path, freeze, monkeypatch, caplog
 ):

@@ -33,6 +33,7 @@ def test_same_interval_as_scipys_bca_for_the_same_seed(n, seed, kind):
     )
 
 
+@pytest.mark.slow  # measures peak memory at two test-set sizes
 def test_memory_stays_flat_as_the_test_set_grows():
     """6,000 paired videos took ~800 MB in scipy's bootstrap (its jackknife is n x n); 30,000 took 15.6 GB."""
     for videos in (6_000, 30_000):  # checked in this order: the old code stops at the first, before taking GBs

@@ -39,7 +39,8 @@ def test_a_held_lock_names_its_owner_and_is_free_again_once_released(tmp_path):
     held = try_lock(path, record_owner=True)
     assert try_lock(path) is None, "a second holder, even in this process, is refused"
     owner = read_owner(path)
-    assert (owner["pid"], owner["host"]) == (os.getpid(), socket.gethostname()) and "pytest" in owner["command"]
+    assert (owner["pid"], owner["host"]) == (os.getpid(), socket.gethostname())
+    assert owner["command"].split()[0] == sys.argv[0], "the owner's command line is this process's"
     assert describe_owner(owner).startswith(f"pid {os.getpid()} on {socket.gethostname()} (since ")
     held.release(remove=True)
     assert not path.exists()
