@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--layout",
         action="store_true",
-        help="train on a UCF101-layout folder of generated 320x240 videos (data=ucf101, X3D-M 16 frames, "
+        help="train on a UCF101-layout folder of generated 320x240 videos (experiment=ucf101, X3D-M 16 frames, "
         "SlowFast 32 frames, 224 crops) instead of the synthetic dataset; always with --device cuda",
     )
     parser.add_argument(
@@ -129,7 +129,7 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
         layout = ucf101_layout(
             workdir / "ucf101", videos, LAYOUT_CLASSES, train_clips_per_group=LAYOUT_TRAIN_CLIPS_PER_GROUP
         )
-        base += ["data=ucf101", f"data.root={layout}"]
+        base += ["experiment=ucf101", f"data.root={layout}"]
         catalogue = REAL_SIZE_MODELS
     else:
         base += _dataset_overrides(plan, args)

@@ -139,7 +139,7 @@ def test_quick_train_bench_compares_loop_kernels_and_variants_with_their_baselin
 
 @pytest.mark.slow  # a 20-class folder's full validation and test passes; the fast tests below time the same loops
 def test_quick_bench_runs_the_real_size_path_on_a_ucf101_layout(tmp_path):
-    """--layout is the path --device cuda takes (data=ucf101 on generated 320x240 videos); shrunk to run here."""
+    """--layout is the path --device cuda takes (experiment=ucf101 on generated 320x240 videos); shrunk to run here."""
     output = tmp_path / "bench.json"
     shrink = ["data.crop_size=32", "data.short_side=36", "frames=4", "data.batch_size=4", "data.num_workers=1"]
     views = ["test.temporal_views=2", "test.spatial_crops=1"]
@@ -149,7 +149,7 @@ def test_quick_bench_runs_the_real_size_path_on_a_ucf101_layout(tmp_path):
     assert report["context"]["train"]["errors"] == {}
     (setting,) = report["figures"]["test_videos_per_s"]["by_setting"]
     assert setting.startswith("cpu: slowfast 4f 32px") and report["figures"]["test_videos_per_s"]["value"] > 0
-    assert "data=ucf101" in report["context"]["train"]["overrides_by_model"]["slowfast"]
+    assert "experiment=ucf101" in report["context"]["train"]["overrides_by_model"]["slowfast"]
 
 
 # --- each figure moves the right way when one side is slowed --------------------------------------
