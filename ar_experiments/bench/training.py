@@ -23,21 +23,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from ..config.resolvers import CONF_DIR
+from ..config.compose import compose_train_config
 from .clocks import BatchClock, EvaluationTiming, LoopTiming, VariantResult
 from .plans import SEED
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The training config as `python -m ar_experiments.train OVERRIDES` would see it."""
-    from hydra import compose, initialize_config_dir
+def prepare_dataset(overrides: list[str]) -> None:
+    """Generate the config's dataset beforehand, so no measured run pays for it."""
+    from hydra.utils import instantiate
 
-    from ..config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    if not CONF_DIR.is_dir():
-        raise FileNotFoundError(f"no conf/ folder at {CONF_DIR}; run the bench from a checkout of the project")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    instantiate(compose_train_config(overrides).data).prepare_data()
 
 
 def quiet_lightning() -> None:
@@ -186,17 +181,6 @@ def first_batch(cfg: DictConfig) -> tuple[list[str], dict]:
     return datamodule.classes, next(iter(datamodule.train_dataloader()))
 
 
-def setting_label(cfg: DictConfig, device: torch.device) -> str:
-    return (
-        f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
-        f"batch {cfg.data.batch_size} {cfg.trainer.precision}"
-    )
-
-
-def _error_text(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-
-
 def _release(device: torch.device) -> None:
     """Free what a finished measurement held, so the next one starts from the same memory."""
     gc.collect()
@@ -214,54 +198,41 @@ def measure_training(
 ) -> list[VariantResult]:
     """Every variant of every model: fit loop and plain loop each round, the seed's evaluation in the first round.
 
-    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own. Rounds
-    alternate all paths, so machine load hits them alike; within a round every
-    model runs a variant before the next variant starts.
+    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own.
+    Rounds alternate all paths, so machine load hits them alike; within a round every model runs a variant
+    before the next variant starts. The plain loops of a model share one batch, of its largest variant's size.
     """
     quiet_lightning()
-    configs = {
-        (model, variant): compose_config([*overrides, *variants[variant]])
-        for variant in variants
-        for model, overrides in models.items()
-    }
+    configs = {(m, v): compose_train_config([*models[m], *variants[v]]) for v in variants for m in models}
     results = {
-        (model, variant): VariantResult(model, variant, cfg.data.batch_size, setting_label(cfg, device))
-        for (model, variant), cfg in configs.items()
+        key: VariantResult(
+            *key,
+            cfg.data.batch_size,
+            f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
+            f"batch {cfg.data.batch_size} {cfg.trainer.precision}",
+        )
+        for key, cfg in configs.items()
     }
     batches: dict[str, tuple[list[str], dict]] = {}
     for round_number in range(rounds):
-        for variant in variants:
-            for model in models:
-                result = results[(model, variant)]
-                if result.error:
-                    continue
-                cfg = configs[(model, variant)]
-                print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
-                try:
-                    if model not in batches:
-                        largest = max(r.batch_size for (m, _), r in results.items() if m == model)
-                        batches[model] = first_batch(compose_config([*models[model], f"data.batch_size={largest}"]))
-                    _measure_round(result, cfg, batches[model], round_number == 0, steps, warmup, device)
-                except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
-                    result.error = _error_text(err)
-                    print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
-                finally:
+        for (model, variant), result in results.items():
+            if result.error:
+                continue
+            cfg = configs[(model, variant)]
+            print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
+            try:
+                if model not in batches:
+                    largest = max(r.batch_size for (m, _), r in results.items() if m == model)
+                    batches[model] = first_batch(compose_train_config([*models[model], f"data.batch_size={largest}"]))
+                result.fit.append(fit_loop(cfg, steps, warmup, device))
+                _release(device)
+                result.plain.append(plain_loop(cfg, *batches[model], steps, warmup, device))
+                if round_number == 0 and variant == SEED:
                     _release(device)
+                    result.evaluation = evaluation(cfg, device)
+            except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
+                result.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+                print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
+            finally:
+                _release(device)
     return list(results.values())
-
-
-def _measure_round(
-    result: VariantResult,
-    cfg: DictConfig,
-    batch: tuple[list[str], dict],
-    first: bool,
-    steps: int,
-    warmup: int,
-    device: torch.device,
-) -> None:
-    result.fit.append(fit_loop(cfg, steps, warmup, device))
-    _release(device)
-    result.plain.append(plain_loop(cfg, *batch, steps, warmup, device))
-    if first and result.variant == SEED:
-        _release(device)
-        result.evaluation = evaluation(cfg, device)
