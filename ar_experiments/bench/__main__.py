@@ -19,8 +19,6 @@ from .plans import (
     GPU_ROUNDS,
     GPU_STEPS,
     GPU_WARMUP,
-    LAYOUT_CLASSES,
-    LAYOUT_TRAIN_CLIPS_PER_GROUP,
     PARTS,
     QUICK,
     REAL_SIZE_FRAMES,
@@ -124,10 +122,7 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
     rounds, steps, warmup = plan.train_repeats, plan.train_steps, plan.train_warmup
     if args.layout:
         videos = write_videos(workdir / "videos", plan.videos, plan.shape)
-        layout = ucf101_layout(
-            workdir / "ucf101", videos, LAYOUT_CLASSES, train_clips_per_group=LAYOUT_TRAIN_CLIPS_PER_GROUP
-        )
-        base += ["experiment=ucf101", f"data.root={layout}"]
+        base += ["experiment=ucf101", f"data.root={ucf101_layout(workdir / 'ucf101', videos)}"]
     else:
         base += _dataset_overrides(plan, args)
     if args.device == "cuda":

@@ -5,19 +5,11 @@
     python -m ar_experiments.bench.grid_packing --dry-run          # the two commands, nothing run
     make bench-packing                                             # the same as the first line
 
-Runs the 18-job grid (X3D-M and SlowFast x 6/8/16 frames x splits 1-3, `trainer=gpu`) twice
-through the real command line, each into its own sweep folder:
-
-- one at a time: `hydra/launcher=basic`: every job alone on the first GPU;
-- packed: `hydra/launcher=joblib hydra.launcher.n_jobs=G*k jobs_per_gpu=k`: k jobs on each of the
-  G visible GPUs at once, each on its own GPU slot (ar_experiments/sweeps/gpu_placement.py).
-
-The generated dataset is made once beforehand, so neither run pays for it. It writes into
-$OUT (else bench-results/packing/): packing.json (wall seconds of each, the speed-up, per-job
-train seconds, clips/s, devices and top-1, the GPU and the commands), packing.md (the same as a
-table for docs/sweeps.md) and each command's console output. `--overrides` appends to both
-commands, e.g. `trainer.max_epochs=5` for a quick measurement; the speed-up is then that of the
-shorter jobs (start-up weighs more).
+Both sweeps run through the real command line, each into its own sweep folder, on a dataset generated
+beforehand (neither pays for it): one at a time (`hydra/launcher=basic`), then k jobs on each of the G
+visible GPUs (`hydra/launcher=joblib`, n_jobs = G x k, `jobs_per_gpu=k`). Written into $OUT (else
+bench-results/packing/): packing.json, packing.md (its table for docs/sweeps.md) and each sweep's console.
+With `--overrides trainer.max_epochs=5` the speed-up is that of shorter jobs, where start-up weighs more.
 """
 
 from __future__ import annotations

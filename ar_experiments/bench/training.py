@@ -85,14 +85,18 @@ def _trainer(cfg: DictConfig, callbacks: list, **limits):
     )
 
 
-def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
-    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
+def _parts(cfg: DictConfig, device: torch.device):
+    """The run's datamodule and LightningModule, seeded as a run seeds them, and a clock for the trainer."""
     from hydra.utils import instantiate
 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    module = _build_module(cfg, datamodule.classes)
-    clock = BatchClock(_synchronizer(device))
+    return datamodule, _build_module(cfg, datamodule.classes), BatchClock(_synchronizer(device))
+
+
+def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
+    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
+    datamodule, module, clock = _parts(cfg, device)
     trainer = _trainer(cfg, [clock], max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -109,18 +113,13 @@ def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> 
 
 
 def plain_loop(
-    cfg: DictConfig,
-    class_names: list[str],
-    batch: dict,
-    steps: int,
-    warmup: int,
-    device: torch.device,
+    cfg: DictConfig, names: list[str], batch: dict, steps: int, warmup: int, device: torch.device
 ) -> LoopTiming:
     """Forward, loss, backward and optimiser step on one batch already on the device, with the run's options."""
     from ..models.run_options import prepare_to_run
 
     pl.seed_everything(cfg.seed)
-    module = _build_module(cfg, class_names)
+    module = _build_module(cfg, names)
     net = module.net.to(device).train()
     prepare_to_run(net, module.hparams.model)  # torch.compile, float32 precision: as the fit loop's setup does
     optimizer = module.configure_optimizers()
@@ -151,12 +150,7 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     compiling the evaluation graph); the test is the whole `trainer.test` call,
     worker start-up and compilation included, as a run pays it once.
     """
-    from hydra.utils import instantiate
-
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    module = _build_module(cfg, datamodule.classes)
-    clock = BatchClock(_synchronizer(device))
+    datamodule, module, clock = _parts(cfg, device)
     _trainer(cfg, [clock]).validate(module, datamodule=datamodule, verbose=False)
     if len(clock.ends) < 2:
         raise RuntimeError(f"validation ran {len(clock.ends)} batch(es); the bench needs at least 2 to time it")
@@ -172,11 +166,11 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     )
 
 
-def first_batch(cfg: DictConfig) -> tuple[list[str], dict]:
+def first_batch(overrides: list[str]) -> tuple[list[str], dict]:
     """The config's class names and one training batch of its data (the plain loop's input)."""
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(compose_train_config(overrides).data)
     datamodule.setup("fit")
     return datamodule.classes, next(iter(datamodule.train_dataloader()))
 
@@ -223,7 +217,7 @@ def measure_training(
             try:
                 if model not in batches:
                     largest = max(r.batch_size for (m, _), r in results.items() if m == model)
-                    batches[model] = first_batch(compose_train_config([*models[model], f"data.batch_size={largest}"]))
+                    batches[model] = first_batch([*models[model], f"data.batch_size={largest}"])
                 result.fit.append(fit_loop(cfg, steps, warmup, device))
                 _release(device)
                 result.plain.append(plain_loop(cfg, *batches[model], steps, warmup, device))
