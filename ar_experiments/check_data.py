@@ -22,7 +22,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from .config.checks import ConfigError, data_problems, resolve
 from .data.decode_check import find_decode_problem
 from .data.splits import SPLITS, DatasetIndexError

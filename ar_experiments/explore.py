@@ -21,7 +21,6 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
 from .data.clips import clip_span
 from .data.splits import VideoRecord
 from .data.transforms import KINETICS_MEAN, KINETICS_STD

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from .config import resolvers as config_resolvers  # noqa: F401  (the run config's interpolations use them)
 from .data.dataset import VideoClipDataset
 from .data.decode import VideoDecodeError
 from .data.splits import VideoRecord

@@ -14,7 +14,7 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config.resolvers import CONF_DIR
+from .config.compose import compose_train_config
 
 KINETICS_CLASSES = 400
 
@@ -28,15 +28,6 @@ def split_num_classes(args: list[str]) -> tuple[int, list[str]]:
         else:
             overrides.append(arg)
     return num_classes, overrides
-
-
-def compose_training_config(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    from .config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
 
 
 def _clip_stride(cfg: DictConfig) -> str:
@@ -89,7 +80,7 @@ def main(args: list[str] | None = None) -> None:
 
     num_classes, overrides = split_num_classes(args)
     try:
-        print("\n".join(summarise(compose_training_config(overrides), num_classes)))
+        print("\n".join(summarise(compose_train_config(overrides), num_classes)))
     except (FileNotFoundError, PretrainedMismatchError, UnsafeCheckpointError) as err:
         sys.exit(f"error: {err}")
 

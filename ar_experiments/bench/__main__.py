@@ -8,23 +8,21 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .figures import Measurement, figure_entry, table
+from .figures import GOALS, Measurement, figure_entry, table
 from .plans import (
     DEFAULT_VARIANTS,
     FULL,
     GPU_ROUNDS,
     GPU_STEPS,
     GPU_WARMUP,
-    LAYOUT_CLASSES,
-    LAYOUT_TRAIN_CLIPS_PER_GROUP,
     PARTS,
     QUICK,
-    REAL_SIZE_MODELS,
+    REAL_SIZE_FRAMES,
     SEED,
-    SYNTHETIC_MODELS,
     TINY_SYNTHETIC,
     VARIANTS,
     Plan,
@@ -33,68 +31,65 @@ from .plans import (
 from .videos import ucf101_layout, write_videos
 
 
+def _names(kind: str, allowed) -> Callable[[str], list[str]]:
+    """An argparse type: comma-separated names, each one of `allowed`."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if unknown := sorted(set(names) - set(allowed)):
+            raise argparse.ArgumentTypeError(f"unknown {kind}(s) {unknown}; choose from {','.join(allowed)}")
+        return names
+
+    return parse
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ar_experiments.bench",
         description="Throughput and overhead figures, each a ratio against a baseline with its goal; "
         "prints a table and writes bench.json. See docs/benchmarks.md.",
     )
-    parser.add_argument(
-        "--output", type=Path, default=Path("bench.json"), help="where to write the figures (default: ./bench.json)"
+    add = parser.add_argument
+    add("--output", type=Path, default=Path("bench.json"), help="where to write the figures (default: ./bench.json)")
+    add(
+        "--parts", type=_names("part", PARTS), default=list(PARTS), help=f"a subset of {','.join(PARTS)} (default: all)"
     )
-    parser.add_argument(
-        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)} (default: all)"
-    )
-    parser.add_argument(
-        "--device", choices=("cpu", "cuda"), default="cpu", help="where the training part runs (default: cpu)"
-    )
-    parser.add_argument(
+    add("--device", choices=("cpu", "cuda"), default="cpu", help="where the training part runs (default: cpu)")
+    add(
         "--quick",
         action="store_true",
-        help="tiny videos and one or two repeats: checks every part runs; figures are not meaningful",
+        help="tiny videos, one or two repeats: checks every part runs, figures mean nothing",
     )
-    parser.add_argument(
+    add(
         "--models",
+        type=_names("model", REAL_SIZE_FRAMES),
         help="comma-separated models for the training part (default: x3d_m,slowfast at real size, x3d_m otherwise)",
     )
-    parser.add_argument(
+    add(
         "--variants",
+        type=_names("variant", VARIANTS),
         help="comma-separated training settings to compare with the seed's (default: "
         f"{','.join(DEFAULT_VARIANTS['cpu'])} on cpu, {','.join(DEFAULT_VARIANTS['cuda'])} on cuda; "
         f"all: {','.join(VARIANTS)}); Hydra overrides measure any other setting",
     )
-    parser.add_argument(
+    add(
         "--layout",
         action="store_true",
-        help="train on a UCF101-layout folder of generated 320x240 videos (data=ucf101, X3D-M 16 frames, "
+        help="train on a UCF101-layout folder of generated 320x240 videos (experiment=ucf101, X3D-M 16 frames, "
         "SlowFast 32 frames, 224 crops) instead of the synthetic dataset; always with --device cuda",
     )
-    parser.add_argument(
+    add(
         "--cache-dir",
         type=Path,
-        help="synthetic dataset cache for the train and multirun parts (default: paths.cache_dir)",
+        help="synthetic dataset cache of the train and multirun parts (default: paths.cache_dir)",
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training part, e.g. data.batch_size=16")
+    add("overrides", nargs="*", help="Hydra overrides for the training part, e.g. data.batch_size=16")
     args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(args.parts) - set(PARTS))
-    if unknown:
-        parser.error(f"--parts: unknown part(s) {unknown}; choose from {','.join(PARTS)}")
     args.layout = args.layout or args.device == "cuda"
-    models = REAL_SIZE_MODELS if args.layout else SYNTHETIC_MODELS
-    args.models = _names(args.models) or (list(REAL_SIZE_MODELS) if args.layout else ["x3d_m"])
-    if unknown := sorted(set(args.models) - set(models)):
-        parser.error(f"--models: unknown model(s) {unknown}; choose from {','.join(models)}")
+    args.models = args.models or (list(REAL_SIZE_FRAMES) if args.layout else ["x3d_m"])
     default = DEFAULT_VARIANTS["quick" if args.quick and args.device == "cpu" else args.device]
-    try:
-        args.variants = pick(_names(args.variants) or list(default))
-    except ValueError as err:
-        parser.error(f"--variants: {err}")
+    args.variants = pick(args.variants or default)
     return args
-
-
-def _names(text: str | None) -> list[str]:
-    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def data_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
@@ -109,9 +104,10 @@ def data_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[d
         rates = {f"{name}_clips_per_s": round(pooled.rate, 2) for name, pooled in timings.items()}
         rates_by_setting[setting.label] = rates
         for figure, baseline in (("data_vs_pytorchvideo", "pytorchvideo"), ("data_vs_decode_floor", "decode_floor")):
-            figures[figure].append(
-                Measurement.ratio(timings["project"], timings[baseline], setting.label, detail=dict(rates))
+            ratio = Measurement.ratio(
+                timings["project"], timings[baseline], setting.label, detail=rates, goal=GOALS[figure]
             )
+            figures[figure].append(ratio)
     return figures, {"videos": asdict(plan.shape) | {"count": plan.videos}, "clips_per_s": rates_by_setting}
 
 
@@ -126,19 +122,15 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
     rounds, steps, warmup = plan.train_repeats, plan.train_steps, plan.train_warmup
     if args.layout:
         videos = write_videos(workdir / "videos", plan.videos, plan.shape)
-        layout = ucf101_layout(
-            workdir / "ucf101", videos, LAYOUT_CLASSES, train_clips_per_group=LAYOUT_TRAIN_CLIPS_PER_GROUP
-        )
-        base += ["data=ucf101", f"data.root={layout}"]
-        catalogue = REAL_SIZE_MODELS
+        base += ["experiment=ucf101", f"data.root={ucf101_layout(workdir / 'ucf101', videos)}"]
     else:
         base += _dataset_overrides(plan, args)
-        catalogue = SYNTHETIC_MODELS
     if args.device == "cuda":
         base.append("trainer=gpu")
         if not args.quick:
             rounds, steps, warmup = GPU_ROUNDS, GPU_STEPS, GPU_WARMUP
-    models = {name: [*base, *catalogue[name], *args.overrides] for name in args.models}
+    frames = {name: [f"frames={REAL_SIZE_FRAMES[name]}"] if args.layout else [] for name in args.models}
+    models = {name: [*base, f"model={name}", *frames[name], *args.overrides] for name in args.models}
     device = torch.device(args.device)
     on_gpu = args.device == "cuda"
 
@@ -155,13 +147,11 @@ def training_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
 
 
 def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[Measurement]], dict]:
-    from hydra.utils import instantiate
-
     from .multirun import run_multirun
-    from .training import compose_config
+    from .training import prepare_dataset
 
     dataset = _dataset_overrides(plan, args)
-    instantiate(compose_config([f"paths.output_dir={workdir}", *dataset]).data).prepare_data()  # generated beforehand
+    prepare_dataset([f"paths.output_dir={workdir}", *dataset])
     fresh_startup, records = run_multirun(workdir / "sweep", plan.multirun_jobs, dataset)
     setting = f"{plan.multirun_jobs} jobs, default loggers"
     peaks = [r["peak_rss_mb"] for r in records]
@@ -172,9 +162,13 @@ def multirun_figures(plan: Plan, args: argparse.Namespace, workdir: Path) -> tup
         "peak_rss_mb_by_job": [round(p) for p in peaks],
     }
     figures = {
-        "startup_s": [Measurement(fresh_startup, [fresh_startup], "first job, fresh process, imports included")],
+        "startup_s": [
+            Measurement(
+                fresh_startup, [fresh_startup], "first job, fresh process, imports included", goal=GOALS["startup_s"]
+            )
+        ],
         "startup_s_warm": [Measurement(sum(warm) / len(warm), warm, f"jobs 2-{plan.multirun_jobs}, mean")],
-        "rss_growth": [Measurement(peaks[-1] / peaks[0], [peaks[-1] / peaks[0]], setting, detail)],
+        "rss_growth": [Measurement(peaks[-1] / peaks[0], [peaks[-1] / peaks[0]], setting, detail, GOALS["rss_growth"])],
     }
     return figures, detail
 
@@ -221,7 +215,7 @@ def write_output(path: Path, figures: dict[str, list[Measurement]], context: dic
     atomic_write_json(
         path,
         {
-            "figures": {name: figure_entry(name, measurements) for name, measurements in figures.items()},
+            "figures": {name: figure_entry(measurements) for name, measurements in figures.items()},
             "table": text.splitlines(),
             "context": context,
             "machine": info,

@@ -19,12 +19,13 @@ frames every `stride` frames at a random start.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from ..data.clips import sample_clip_indices
 from ..data.dataset import VideoClipDataset
@@ -47,20 +48,6 @@ class ClipSetting:
     @property
     def clip_shape(self) -> tuple[int, int, int, int]:
         return (3, self.frames, self.crop_size, self.crop_size)
-
-
-class RoundSampler(Sampler):
-    """Items (video, draw) for `count` clips, the videos in turn; every item of every round draws its own clip."""
-
-    def __init__(self, videos: int, count: int):
-        self.videos, self.count, self.round = videos, count, 0
-
-    def __iter__(self):
-        first = self.round * self.count
-        return ((number % self.videos, first + number) for number in range(self.count))
-
-    def __len__(self) -> int:
-        return self.count
 
 
 def project_dataset(videos: list[Path], setting: ClipSetting) -> VideoClipDataset:
@@ -111,10 +98,8 @@ class PytorchvideoStyleTransform:
 
 def pytorchvideo_dataset(videos: list[Path], setting: ClipSetting, fps: int, count: int):
     """LabeledVideoDataset visiting the videos in turn, one random clip per visit, `count` visits per pass."""
-    try:
-        from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
-    except ImportError as err:
-        raise RuntimeError(f"pytorchvideo.data does not import here ({err}); the baseline needs it") from err
+    from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+
     return LabeledVideoDataset(
         [(str(videos[number % len(videos)]), {"label": 0}) for number in range(count)],
         make_clip_sampler("random", setting.frames * setting.stride / fps),
@@ -130,9 +115,6 @@ class DecodeFloor(Dataset):
 
     def __init__(self, videos: list[Path], setting: ClipSetting):
         self.videos, self.setting = videos, setting
-
-    def __len__(self) -> int:
-        return len(self.videos)
 
     def __getitem__(self, item: tuple[int, int]) -> int:
         import av
@@ -156,84 +138,64 @@ class DecodeFloor(Dataset):
         return decoded
 
 
-class Timed(Dataset):
-    """item -> (seconds the wrapped dataset took for it, shape of the clip it gave)."""
+class TimedPath(IterableDataset):
+    """(seconds, clip shape) of every clip of one round, timed where the clips are made (the loader's worker).
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    `clips(round)` gives a round's clips one at a time; each pass over the loader is the next round, so a
+    map-style path draws new clips every round (its items are (video, draw)), as the iterable one does.
+    """
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, item):
-        started = time.perf_counter()
-        clip = self.dataset[item]
-        return time.perf_counter() - started, _shape(clip)
-
-
-class TimedIterable(IterableDataset):
-    """(seconds, clip shape) for every sample of one pass over an iterable dataset."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, clips: Callable[[int], Iterator]):
+        self.clips, self.round = clips, 0
 
     def __iter__(self):
-        samples = iter(self.dataset)
+        self.round += 1  # the worker's copy: it persists between rounds
+        clips = self.clips(self.round)
         while True:
             started = time.perf_counter()
-            try:
-                sample = next(samples)
-            except StopIteration:
+            clip = next(clips, None)
+            if clip is None:
                 return
-            yield time.perf_counter() - started, _shape(sample)
+            video = clip["video"] if isinstance(clip, dict) else clip
+            yield time.perf_counter() - started, tuple(video.shape) if hasattr(video, "shape") else None
 
 
-def _shape(clip) -> tuple | None:
-    video = clip["video"] if isinstance(clip, dict) else clip
-    return tuple(video.shape) if hasattr(video, "shape") else None
+def _items(dataset: Dataset, videos: int, count: int) -> Callable[[int], Iterator]:
+    """A map-style path's round: `count` items (video, draw), the videos in turn, every draw a new clip."""
+    return lambda round: (dataset[(number % videos, round * count + number)] for number in range(count))
 
 
-class ClipSource:
-    """One path behind a one-worker DataLoader that stays up between rounds."""
-
-    def __init__(self, name: str, dataset, sampler: RoundSampler | None, expected_shape: tuple | None):
-        self.name, self.sampler, self.expected_shape = name, sampler, expected_shape
-        self.loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=1, persistent_workers=True)
-
-    def timed_round(self) -> tuple[int, float]:
-        """(clips, seconds) of one round: every clip's time in the worker, summed."""
-        if self.sampler is not None:
-            self.sampler.round += 1
-        durations = []
-        for seconds, shape in self.loader:
-            if self.expected_shape and tuple(shape) != self.expected_shape:
-                raise RuntimeError(
-                    f"the {self.name} path gave a clip of shape {tuple(shape)}, not {self.expected_shape}"
-                )
-            durations.append(seconds)
-        return len(durations), sum(durations)
+def _timed_round(name: str, loader: DataLoader, expected_shape: tuple | None) -> tuple[int, float]:
+    """(clips, seconds) of one round: every clip's time in the worker, summed."""
+    durations = []
+    for seconds, shape in loader:
+        if expected_shape and tuple(shape) != expected_shape:
+            raise RuntimeError(f"the {name} path gave a clip of shape {tuple(shape)}, not {expected_shape}")
+        durations.append(seconds)
+    return len(durations), sum(durations)
 
 
 def measure_data_path(
     videos: list[Path], setting: ClipSetting, fps: int, repeats: int, clips: int
 ) -> dict[str, Pooled]:
-    """Clips and seconds of each path over `repeats` rounds of `clips` clips, alternating so load hits all alike."""
-    sources = [
-        ClipSource(
-            "project",
-            Timed(project_dataset(videos, setting)),
-            RoundSampler(len(videos), clips),
-            setting.clip_shape,
-        ),
-        ClipSource(
-            "pytorchvideo", TimedIterable(pytorchvideo_dataset(videos, setting, fps, clips)), None, setting.clip_shape
-        ),
-        ClipSource("decode_floor", Timed(DecodeFloor(videos, setting)), RoundSampler(len(videos), clips), None),
-    ]
-    for source in sources:  # warm-up: the worker starts, files reach the page cache
-        source.timed_round()
-    timings = {source.name: Pooled() for source in sources}
+    """Clips and seconds of each path over `repeats` rounds of `clips` clips, alternating so load hits all alike.
+
+    Each path is one DataLoader worker that stays up between rounds.
+    """
+    pytorchvideo = pytorchvideo_dataset(videos, setting, fps, clips)
+    paths = {
+        "project": (_items(project_dataset(videos, setting), len(videos), clips), setting.clip_shape),
+        "pytorchvideo": (lambda round: iter(pytorchvideo), setting.clip_shape),
+        "decode_floor": (_items(DecodeFloor(videos, setting), len(videos), clips), None),
+    }
+    loaders = {
+        name: (DataLoader(TimedPath(path), batch_size=None, num_workers=1, persistent_workers=True), shape)
+        for name, (path, shape) in paths.items()
+    }
+    for name, (loader, shape) in loaders.items():  # warm-up: the worker starts, files reach the page cache
+        _timed_round(name, loader, shape)
+    timings = {name: Pooled() for name in loaders}
     for _ in range(repeats):
-        for source in sources:
-            timings[source.name].add(*source.timed_round())
+        for name, (loader, shape) in loaders.items():
+            timings[name].add(*_timed_round(name, loader, shape))
     return timings

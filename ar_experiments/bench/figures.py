@@ -32,6 +32,13 @@ GPU_GOALS = {
 GPU_SPEEDUP_GOAL = 4.0  # fit-loop clips/s over the seed's, per model
 
 
+def goal(name: str, on_gpu: bool, model: str | None = None) -> tuple[str, float] | None:
+    """The figure's goal: on a GPU its GPU goal (per model for the fit loop's clips/s), else GOALS's."""
+    if on_gpu and name == "train_loop_clips_per_s" and model in SEED_H200_LOOP_CLIPS_PER_S:
+        return (">=", round(GPU_SPEEDUP_GOAL * SEED_H200_LOOP_CLIPS_PER_S[model], 1))
+    return GPU_GOALS.get(name, GOALS.get(name)) if on_gpu else GOALS.get(name)
+
+
 @dataclass
 class Pooled:
     """Work done (clips, steps, videos; or idle seconds) and the seconds it took, one entry per round."""
@@ -56,13 +63,13 @@ class Pooled:
 
 @dataclass
 class Measurement:
-    """One figure under one setting: its value and the same figure round by round (its spread)."""
+    """One figure under one setting: its value, the same figure round by round (its spread) and its goal."""
 
     value: float
     rounds: list[float]
     setting: str = ""
     detail: dict = field(default_factory=dict)
-    goal: tuple[str, float] | None = None  # None: the figure's goal in GOALS, if any
+    goal: tuple[str, float] | None = None
 
     @classmethod
     def ratio(cls, numerator: Pooled, denominator: Pooled, setting: str = "", **extra) -> Measurement:
@@ -75,24 +82,20 @@ class Measurement:
         """A pooled rate (or share: idle seconds over seconds); each round's gives the spread."""
         return cls(pooled.rate, pooled.round_rates, setting, **extra)
 
-    def goal_of(self, name: str) -> tuple[str, float] | None:
-        return self.goal or GOALS.get(name)
-
-    def met(self, name: str) -> bool | None:
-        goal = self.goal_of(name)
-        if goal is None:
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None:
             return None
-        comparison, target = goal
+        comparison, target = self.goal
         return self.value >= target if comparison == ">=" else self.value <= target
 
-    def as_dict(self, name: str) -> dict:
-        goal = self.goal_of(name)
+    def as_dict(self) -> dict:
         return {
             "value": round(self.value, 4),
             "spread": [round(min(self.rounds), 4), round(max(self.rounds), 4)] if self.rounds else None,
             "rounds": [round(r, 4) for r in self.rounds],
-            "goal": _goal_text(goal),
-            "met": self.met(name),
+            "goal": _goal_text(self.goal),
+            "met": self.met,
             **self.detail,
         }
 
@@ -101,46 +104,32 @@ def _goal_text(goal: tuple[str, float] | None) -> str | None:
     return f"{goal[0]} {goal[1]:g}" if goal is not None else None
 
 
-def figure_entry(name: str, measurements: list[Measurement]) -> dict:
+def figure_entry(measurements: list[Measurement]) -> dict:
     """The bench.json entry: the worst setting's value is the figure's; `met` when every setting meets its goal."""
-    goal = measurements[0].goal_of(name)
-    worst = min if (goal or (">=",))[0] == ">=" else max
-    verdicts = [m.met(name) for m in measurements]
+    goals = {m.goal for m in measurements}
+    worst = min if (measurements[0].goal or (">=",))[0] == ">=" else max
+    verdicts = [m.met for m in measurements]
     return {
         "value": round(worst(m.value for m in measurements), 4),
-        "goal": _goal_text(goal) if all(m.goal_of(name) == goal for m in measurements) else "by setting",
+        "goal": _goal_text(measurements[0].goal) if len(goals) == 1 else "by setting",
         "met": None if all(v is None for v in verdicts) else all(v is not False for v in verdicts),
-        "by_setting": {m.setting or "default": m.as_dict(name) for m in measurements},
+        "by_setting": {m.setting or "default": m.as_dict() for m in measurements},
     }
 
 
-def aligned(rows: list[tuple[str, ...]]) -> str:
-    """Rows as columns padded to their widest cell, a rule under the first row."""
+def _number(value: float) -> str:
+    return f"{value:#.3g}"
+
+
+def table(figures: dict[str, list[Measurement]]) -> str:
+    """A plain-text table, one row per figure and setting, columns padded to their widest cell."""
+    rows = [("figure", "setting", "value", "per round (min-max)", "goal", "met")]
+    for name, measurements in figures.items():
+        for m in measurements:
+            spread = f"{_number(min(m.rounds))}-{_number(max(m.rounds))}" if len(m.rounds) > 1 else ""
+            met = "" if m.met is None else ("yes" if m.met else "NO")
+            rows.append((name, m.setting, _number(m.value), spread, _goal_text(m.goal) or "", met))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-
-
-def number(value: float | None) -> str:
-    return "" if value is None else f"{value:#.3g}"
-
-
-def table(figures: dict[str, list[Measurement]]) -> str:
-    """A plain-text table, one row per figure and setting."""
-    rows = [("figure", "setting", "value", "per round (min-max)", "goal", "met")]
-    for name, measurements in figures.items():
-        for m in measurements:
-            met = m.met(name)
-            spread = f"{number(min(m.rounds))}-{number(max(m.rounds))}" if len(m.rounds) > 1 else ""
-            rows.append(
-                (
-                    name,
-                    m.setting,
-                    number(m.value),
-                    spread,
-                    _goal_text(m.goal_of(name)) or "",
-                    "" if met is None else ("yes" if met else "NO"),
-                )
-            )
-    return aligned(rows)

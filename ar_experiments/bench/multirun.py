@@ -22,15 +22,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from .training import CONF_DIR
+from ..config.resolvers import CONF_DIR
 
-TINY_JOB = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=1",
-    "trainer.limit_test_batches=1",
-    "trainer.enable_progress_bar=false",
-]
+TINY_JOB = ["debug=fast", "trainer.enable_progress_bar=false"]  # one epoch of two batches, one to validate and test
 STAMP = "first_step_at.txt"
 
 
@@ -48,38 +42,37 @@ class FirstStepStamp(pl.Callback):
             self.written = True
 
 
+def train_command(arguments: list[str], timeout_s: float, **run) -> subprocess.CompletedProcess:
+    """`python -m ar_experiments.train ARGUMENTS` from the checkout, W&B offline unless the caller's setting says."""
+    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    command = [sys.executable, "-m", "ar_experiments.train", *arguments]
+    return subprocess.run(command, cwd=CONF_DIR.parent, timeout=timeout_s, env=env, **run)
+
+
+def job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """(job folder, its results.json) of every job of a sweep that wrote one, in job order."""
+    paths = sorted(sweep_dir.glob("*/results.json"), key=lambda path: int(path.parent.name.split("-", 1)[0]))
+    return [(path.parent, json.loads(path.read_text())) for path in paths]
+
+
 def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: int = 900) -> tuple[float, list[dict]]:
     """(seconds from launching the command to the first job's first step, results.json of each job in order)."""
-    command = [
-        sys.executable,
-        "-m",
-        "ar_experiments.train",
+    stamp = f"+callbacks.first_step_stamp._target_={FirstStepStamp.__module__}.{FirstStepStamp.__qualname__}"
+    arguments = [
         "-m",
         f"seed={','.join(str(seed) for seed in range(jobs))}",
         f"hydra.sweep.dir={sweep_dir}",
         *TINY_JOB,
-        f"+callbacks.first_step_stamp._target_={FirstStepStamp.__module__}.{FirstStepStamp.__qualname__}",
+        stamp,
         f"+callbacks.first_step_stamp.path=${{paths.output_dir}}/{STAMP}",
         *overrides,
     ]
     launched = time.time()
-    result = subprocess.run(
-        command,
-        cwd=CONF_DIR.parent,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env={**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")},
-    )
+    result = train_command(arguments, timeout_s, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"the bench multirun failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
-    folders = sorted((p for p in sweep_dir.iterdir() if (p / "results.json").is_file()), key=_job_number)
-    records = [json.loads((folder / "results.json").read_text()) for folder in folders]
+        raise RuntimeError(f"the bench multirun failed ({' '.join(arguments)}):\n{result.stderr[-3000:]}")
+    done = job_records(sweep_dir)
+    records = [record for _, record in done]
     if len(records) != jobs or any(r.get("startup_s") is None or r.get("peak_rss_mb") is None for r in records):
         raise RuntimeError(f"expected {jobs} results.json with startup_s and peak_rss_mb under {sweep_dir}")
-    first_step = float((folders[0] / STAMP).read_text())
-    return first_step - launched, records
-
-
-def _job_number(folder: Path) -> int:
-    return int(folder.name.split("-", 1)[0])
+    return float((done[0][0] / STAMP).read_text()) - launched, records

@@ -23,21 +23,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from ..config.resolvers import CONF_DIR
+from ..config.compose import compose_train_config
 from .clocks import BatchClock, EvaluationTiming, LoopTiming, VariantResult
 from .plans import SEED
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The training config as `python -m ar_experiments.train OVERRIDES` would see it."""
-    from hydra import compose, initialize_config_dir
+def prepare_dataset(overrides: list[str]) -> None:
+    """Generate the config's dataset beforehand, so no measured run pays for it."""
+    from hydra.utils import instantiate
 
-    from ..config import resolvers as config_resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    if not CONF_DIR.is_dir():
-        raise FileNotFoundError(f"no conf/ folder at {CONF_DIR}; run the bench from a checkout of the project")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    instantiate(compose_train_config(overrides).data).prepare_data()
 
 
 def quiet_lightning() -> None:
@@ -90,14 +85,18 @@ def _trainer(cfg: DictConfig, callbacks: list, **limits):
     )
 
 
-def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
-    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
+def _parts(cfg: DictConfig, device: torch.device):
+    """The run's datamodule and LightningModule, seeded as a run seeds them, and a clock for the trainer."""
     from hydra.utils import instantiate
 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    module = _build_module(cfg, datamodule.classes)
-    clock = BatchClock(_synchronizer(device))
+    return datamodule, _build_module(cfg, datamodule.classes), BatchClock(_synchronizer(device))
+
+
+def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
+    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
+    datamodule, module, clock = _parts(cfg, device)
     trainer = _trainer(cfg, [clock], max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -114,18 +113,13 @@ def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> 
 
 
 def plain_loop(
-    cfg: DictConfig,
-    class_names: list[str],
-    batch: dict,
-    steps: int,
-    warmup: int,
-    device: torch.device,
+    cfg: DictConfig, names: list[str], batch: dict, steps: int, warmup: int, device: torch.device
 ) -> LoopTiming:
     """Forward, loss, backward and optimiser step on one batch already on the device, with the run's options."""
     from ..models.run_options import prepare_to_run
 
     pl.seed_everything(cfg.seed)
-    module = _build_module(cfg, class_names)
+    module = _build_module(cfg, names)
     net = module.net.to(device).train()
     prepare_to_run(net, module.hparams.model)  # torch.compile, float32 precision: as the fit loop's setup does
     optimizer = module.configure_optimizers()
@@ -156,12 +150,7 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     compiling the evaluation graph); the test is the whole `trainer.test` call,
     worker start-up and compilation included, as a run pays it once.
     """
-    from hydra.utils import instantiate
-
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    module = _build_module(cfg, datamodule.classes)
-    clock = BatchClock(_synchronizer(device))
+    datamodule, module, clock = _parts(cfg, device)
     _trainer(cfg, [clock]).validate(module, datamodule=datamodule, verbose=False)
     if len(clock.ends) < 2:
         raise RuntimeError(f"validation ran {len(clock.ends)} batch(es); the bench needs at least 2 to time it")
@@ -177,24 +166,13 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
     )
 
 
-def first_batch(cfg: DictConfig) -> tuple[list[str], dict]:
+def first_batch(overrides: list[str]) -> tuple[list[str], dict]:
     """The config's class names and one training batch of its data (the plain loop's input)."""
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(compose_train_config(overrides).data)
     datamodule.setup("fit")
     return datamodule.classes, next(iter(datamodule.train_dataloader()))
-
-
-def setting_label(cfg: DictConfig, device: torch.device) -> str:
-    return (
-        f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
-        f"batch {cfg.data.batch_size} {cfg.trainer.precision}"
-    )
-
-
-def _error_text(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
 
 
 def _release(device: torch.device) -> None:
@@ -214,54 +192,41 @@ def measure_training(
 ) -> list[VariantResult]:
     """Every variant of every model: fit loop and plain loop each round, the seed's evaluation in the first round.
 
-    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own. Rounds
-    alternate all paths, so machine load hits them alike; within a round every
-    model runs a variant before the next variant starts.
+    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own.
+    Rounds alternate all paths, so machine load hits them alike; within a round every model runs a variant
+    before the next variant starts. The plain loops of a model share one batch, of its largest variant's size.
     """
     quiet_lightning()
-    configs = {
-        (model, variant): compose_config([*overrides, *variants[variant]])
-        for variant in variants
-        for model, overrides in models.items()
-    }
+    configs = {(m, v): compose_train_config([*models[m], *variants[v]]) for v in variants for m in models}
     results = {
-        (model, variant): VariantResult(model, variant, cfg.data.batch_size, setting_label(cfg, device))
-        for (model, variant), cfg in configs.items()
+        key: VariantResult(
+            *key,
+            cfg.data.batch_size,
+            f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
+            f"batch {cfg.data.batch_size} {cfg.trainer.precision}",
+        )
+        for key, cfg in configs.items()
     }
     batches: dict[str, tuple[list[str], dict]] = {}
     for round_number in range(rounds):
-        for variant in variants:
-            for model in models:
-                result = results[(model, variant)]
-                if result.error:
-                    continue
-                cfg = configs[(model, variant)]
-                print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
-                try:
-                    if model not in batches:
-                        largest = max(r.batch_size for (m, _), r in results.items() if m == model)
-                        batches[model] = first_batch(compose_config([*models[model], f"data.batch_size={largest}"]))
-                    _measure_round(result, cfg, batches[model], round_number == 0, steps, warmup, device)
-                except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
-                    result.error = _error_text(err)
-                    print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
-                finally:
+        for (model, variant), result in results.items():
+            if result.error:
+                continue
+            cfg = configs[(model, variant)]
+            print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
+            try:
+                if model not in batches:
+                    largest = max(r.batch_size for (m, _), r in results.items() if m == model)
+                    batches[model] = first_batch([*models[model], f"data.batch_size={largest}"])
+                result.fit.append(fit_loop(cfg, steps, warmup, device))
+                _release(device)
+                result.plain.append(plain_loop(cfg, *batches[model], steps, warmup, device))
+                if round_number == 0 and variant == SEED:
                     _release(device)
+                    result.evaluation = evaluation(cfg, device)
+            except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
+                result.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+                print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
+            finally:
+                _release(device)
     return list(results.values())
-
-
-def _measure_round(
-    result: VariantResult,
-    cfg: DictConfig,
-    batch: tuple[list[str], dict],
-    first: bool,
-    steps: int,
-    warmup: int,
-    device: torch.device,
-) -> None:
-    result.fit.append(fit_loop(cfg, steps, warmup, device))
-    _release(device)
-    result.plain.append(plain_loop(cfg, *batch, steps, warmup, device))
-    if first and result.variant == SEED:
-        _release(device)
-        result.evaluation = evaluation(cfg, device)

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from .dataset import ShardSampler, VideoClipDataset, collate_videos
-from .splits import SPLITS, SplitIndex, hold_out_groups, load_split
+from .splits import SPLITS, VIDEOS_FOLDER, SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
@@ -120,8 +120,6 @@ class VideoDataModule(pl.LightningDataModule):
         synthetic: dict | None = None,
         cache_dir: str | None = None,
         seed: int = 0,
-        videos_subdir: str = "UCF-101",
-        lists_subdir: str = "ucfTrainTestlist",
         pin_memory: bool = False,
         persistent_workers: bool = False,
         prefetch_factor: int | None = None,
@@ -148,7 +146,6 @@ class VideoDataModule(pl.LightningDataModule):
         self.on_bad_video = on_bad_video
         self.max_aspect_ratio = max_aspect_ratio
         self.seed = seed
-        self.videos_subdir, self.lists_subdir = videos_subdir, lists_subdir
         self.loader_options = {
             "pin_memory": pin_memory,
             "persistent_workers": persistent_workers and num_workers > 0,
@@ -158,7 +155,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     @property
     def videos_dir(self) -> Path:
-        return self.root / self.videos_subdir
+        return self.root / VIDEOS_FOLDER
 
     def prepare_data(self) -> None:
         if self.spec is not None:
@@ -168,7 +165,7 @@ class VideoDataModule(pl.LightningDataModule):
         """Read and check the split files (fast; no video is decoded)."""
         if self.index is None:
             self.prepare_data()
-            self.index = load_split(self.root, self.split, self.videos_subdir, self.lists_subdir)
+            self.index = load_split(self.root, self.split)
             self.train_records, self.val_records = hold_out_groups(
                 self.index.train, self.val_groups_per_class, self.holdout_seed
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 GROUP_PATTERN = re.compile(r"_g(\d+)_c(\d+)\.\w+$", re.IGNORECASE)
 SPLITS = (1, 2, 3)  # UCF101's official train/test splits
+VIDEOS_FOLDER = "UCF-101"  # under data.root, beside ucfTrainTestlist/
 ROOT_HINT = "is data.root the folder that holds UCF-101/ and ucfTrainTestlist/?"
 
 
@@ -154,15 +155,13 @@ class SplitIndex:
     test: list[VideoRecord]
 
 
-def load_split(
-    root: Path, split: int, videos_subdir: str = "UCF-101", lists_subdir: str = "ucfTrainTestlist"
-) -> SplitIndex:
+def load_split(root: Path, split: int) -> SplitIndex:
     """Read and check split `split` (1, 2 or 3); all problems, missing list files included, are reported together."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data.root does not exist: {root}; set data.root=/path/to/folder holding UCF-101/")
-    lists = root / lists_subdir
-    videos = root / videos_subdir
+    lists = root / "ucfTrainTestlist"
+    videos = root / VIDEOS_FOLDER
     try:
         classes = read_class_index(lists / "classInd.txt")
     except FileNotFoundError as err:

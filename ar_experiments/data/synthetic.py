@@ -9,7 +9,6 @@ clips of one UCF101 group share an actor and a scene.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,7 @@ def ensure_synthetic_dataset(root: Path, spec: SyntheticSpec) -> Path:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     # Parallel jobs of a sweep start together: one generates, the others wait for it.
-    with open(root.with_name(root.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(root.with_name(root.name + ".lock")):
         if (root / "spec.json").exists():
             return root
         tmp = root.with_name(root.name + f".tmp{os.getpid()}")

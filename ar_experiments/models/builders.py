@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .depthwise import DEPTHWISE_GRAD, DepthwiseConv3d, use_depthwise_grad
-from .pointwise import POINTWISE_MATMUL, PointwiseConv3d, use_pointwise_matmul
+from .depthwise import DEPTHWISE_GRAD, use_depthwise_grad
+from .pointwise import POINTWISE_MATMUL, use_pointwise_matmul
 
 MIN_CROP = 32  # every model downsamples space by 32
 
@@ -40,17 +40,6 @@ ARCHITECTURES = {
     "x3d_l": Architecture("x3d", 16, 5, 312, "X3D_L.pyth", depth_factor=5.0),
     "slowfast": Architecture("slowfast", 32, 2, 224, "SLOWFAST_8x8_R50.pyth"),
 }
-
-
-def use_stock_conv3d(net: nn.Module) -> int:
-    """Undo the kernel swaps (pointwise matmul, fp32 and flipped-kernel depthwise): PyTorch's Conv3d, the baseline."""
-    restored = 0
-    for module in net.modules():
-        if type(module) in (PointwiseConv3d, Fp32DepthwiseConv3d, DepthwiseConv3d):
-            module.__class__ = nn.Conv3d
-            module.__dict__.pop("matmul", None)
-            restored += 1
-    return restored
 
 
 class Fp32DepthwiseConv3d(nn.Conv3d):

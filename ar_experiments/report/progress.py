@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 from pathlib import Path
 from typing import Any
 
 from ..sweeps.job_status import FAILED, PROGRESS_FILE, read_json
 from ..sweeps.progress import duration_text
 from .sweep_results import latest_sweep
-
-# --- reading it back ------------------------------------------------------------------------------
 
 
 def progress_text(progress: dict[str, Any]) -> str:
@@ -41,23 +39,14 @@ def progress_text(progress: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_progress(sweep: str | os.PathLike) -> dict[str, Any]:
-    path = Path(sweep) / PROGRESS_FILE
-    progress = read_json(path)
-    if progress is None:
-        raise FileNotFoundError(f"no {PROGRESS_FILE} in {Path(sweep)}; it appears when a sweep starts")
-    return progress
-
-
-def print_progress(sweep: str | os.PathLike | None, parser: Any = None) -> int:
+def print_progress(sweep: Path | None, parser: argparse.ArgumentParser) -> int:
     """`report --progress`: the sweep's progress.json in words (the newest sweep when `sweep` is None)."""
     try:
-        if sweep is None:
-            sweep = latest_sweep(Path.cwd())
-        progress = read_progress(sweep)
+        folder = latest_sweep(Path.cwd()) if sweep is None else Path(sweep)
     except FileNotFoundError as err:
-        if parser is not None:
-            parser.error(str(err))
-        raise
+        parser.error(str(err))
+    progress = read_json(folder / PROGRESS_FILE)
+    if progress is None:
+        parser.error(f"no {PROGRESS_FILE} in {folder}; it appears when a sweep starts")
     print(progress_text(progress))
     return 0

@@ -135,14 +135,6 @@ class PairedRuns:
     ci_high: float
     p_value: float  # paired t-test; NaN for one pair or when every difference is the same
 
-    @property
-    def differences_all_equal(self) -> bool:
-        return self.runs >= 2 and self.std_difference == 0.0
-
-    @property
-    def enough_runs(self) -> bool:
-        return self.runs >= MIN_RUNS_TO_CONCLUDE
-
 
 def compare_over_runs(accuracies_a, accuracies_b) -> PairedRuns:
     # (mutation testing: accuracies are floats already, so dropping dtype changes nothing)

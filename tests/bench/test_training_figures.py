@@ -6,8 +6,7 @@ import pytest
 
 from ar_experiments.bench.clocks import EvaluationTiming, LoopTiming, VariantResult
 from ar_experiments.bench.plans import DEFAULT_VARIANTS, VARIANTS, pick
-from ar_experiments.bench.projection import grid_hours, run_seconds
-from ar_experiments.bench.training_figures import training_figures
+from ar_experiments.bench.training_figures import grid_hours, run_seconds, training_figures
 
 
 def _result(model: str, variant: str, batch: int, step_seconds: float, error: str | None = None) -> VariantResult:

@@ -32,14 +32,14 @@ def outside_data(cfg) -> dict:
     return values
 
 
-def test_choosing_the_synthetic_data_changes_nothing_outside_data(compose_config):
+def test_choosing_a_dataset_changes_nothing_outside_data(compose_config):
     without = compose_config(["~data"])
     assert "data" not in without
-    for overrides in ([], ["data=synthetic"], ["experiment=grid", "data=synthetic"]):
-        with_synthetic = compose_config(overrides)
-        assert with_synthetic.data.name == "synthetic"
+    for overrides in ([], ["data=synthetic"], ["experiment=grid", "data=synthetic"], ["data=ucf101"]):
+        with_data = compose_config(overrides)
+        assert with_data.data.name == (overrides[-1].split("=")[1] if overrides else "synthetic")
         reference = compose_config([*overrides[:-1], "~data"]) if overrides else without
-        assert outside_data(with_synthetic) == outside_data(reference), overrides
+        assert outside_data(with_data) == outside_data(reference), overrides
 
 
 def test_the_grid_of_make_sweep_is_the_demo_recipe_on_the_synthetic_data(compose_config):
@@ -51,10 +51,15 @@ def test_the_grid_of_make_sweep_is_the_demo_recipe_on_the_synthetic_data(compose
 
 def test_without_an_experiment_the_recipe_is_the_seeds_whichever_the_data(compose_config):
     synthetic = recipe(compose_config([]))
-    ucf101 = recipe(compose_config(["data=ucf101", "data.root=/data/ucf101"]))
-    assert ucf101 == {**synthetic, "test_views": (10, 3)}  # UCF101 still brings its own test views
+    assert recipe(compose_config(["data=ucf101", "data.root=/data/ucf101"])) == synthetic
     assert synthetic["optimizer"] == ("torch.optim.ASGD", 1e-2, 0.0) and synthetic["max_epochs"] == 20
     assert synthetic["early_stopping"]["monitor"] == "val/top1"
+
+
+def test_the_ucf101_recipe_is_the_seeds_from_kinetics_weights_with_10x3_views(compose_config):
+    cfg = compose_config(["experiment=ucf101", "data.root=/data/ucf101"])
+    assert cfg.data.name == "ucf101" and cfg.model.pretrained == "kinetics400"
+    assert recipe(cfg) == {**recipe(compose_config([])), "test_views": (10, 3)}
 
 
 def test_the_published_protocol_replaces_a_recipes_evaluation(compose_config):

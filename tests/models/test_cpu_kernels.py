@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from ar_experiments.models import build_model
-from ar_experiments.models.builders import PointwiseConv3d, use_stock_conv3d
 from ar_experiments.models.depthwise import DepthwiseConv3d, qualifies
-from ar_experiments.models.pointwise import use_pointwise_matmul
+from ar_experiments.models.pointwise import PointwiseConv3d, use_pointwise_matmul
 
 
 def _outputs_and_grads(conv: nn.Conv3d, x: torch.Tensor):
@@ -97,8 +96,10 @@ def test_the_networks_learn_the_same_with_the_cpu_kernels_as_with_pytorchs(name)
     fast = build_model(name, num_classes=3, frames=8, crop_size=32, dropout=0.0)
     kinds = {type(m) for m in fast.modules()}
     assert PointwiseConv3d in kinds and (DepthwiseConv3d in kinds) == (name == "x3d_xs")
-    stock = build_model(name, num_classes=3, frames=8, crop_size=32, dropout=0.0)
-    assert use_stock_conv3d(stock) > 0
+    stock = build_model(
+        name, num_classes=3, frames=8, crop_size=32, dropout=0.0, pointwise_matmul=False, depthwise_grad=False
+    )
+    assert not {PointwiseConv3d, DepthwiseConv3d} & {type(m) for m in stock.modules()}, "PyTorch's Conv3d only"
     stock.load_state_dict(fast.state_dict())
     clip, labels = torch.randn(2, 3, 8, 32, 32), torch.tensor([0, 2])
     grads = []

@@ -11,13 +11,8 @@ import torch
 from torch import nn
 
 from ar_experiments.models import build_model
-from ar_experiments.models.builders import (
-    Fp32DepthwiseConv3d,
-    PointwiseConv3d,
-    VideoNet,
-    use_stock_conv3d,
-)
-from ar_experiments.models.pointwise import matmul_wins
+from ar_experiments.models.builders import Fp32DepthwiseConv3d, VideoNet
+from ar_experiments.models.pointwise import PointwiseConv3d, matmul_wins
 from ar_experiments.models.run_options import RunOptions, prepare_to_run, set_fp32_precision
 from ar_experiments.training import cudnn_check
 
@@ -94,7 +89,6 @@ def test_depthwise_fp32_runs_x3ds_depthwise_convolutions_in_float32_under_autoca
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert depthwise(x).dtype == torch.float32
             assert nn.Conv3d.forward(depthwise, x).dtype == torch.bfloat16  # what autocast does otherwise
-    assert use_stock_conv3d(model) > 0 and _count(model, Fp32DepthwiseConv3d) == _count(model, PointwiseConv3d) == 0
 
 
 def test_run_options_are_read_from_the_model_config_and_checked():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ar_experiments.report.stats import (
+    MIN_RUNS_TO_CONCLUDE,
     accuracy_with_ci,
     bootstrap_mean_ci,
     compare_on_videos,
@@ -122,7 +123,7 @@ def test_paired_bootstrap_is_reproducible_for_a_seed_and_brackets_the_difference
 
 def test_paired_runs_t_test_and_interval():
     result = compare_over_runs([0.80, 0.82, 0.85, 0.79], [0.70, 0.75, 0.74, 0.72])
-    assert result.runs == 4 and result.enough_runs
+    assert result.runs == 4 >= MIN_RUNS_TO_CONCLUDE
     assert result.mean_difference == pytest.approx(0.0875)
     assert result.p_value < 0.01
     assert result.ci_low < 0.0875 < result.ci_high
@@ -130,9 +131,9 @@ def test_paired_runs_t_test_and_interval():
 
 def test_paired_runs_too_few_or_without_spread_give_no_p_value():
     single = compare_over_runs([0.8], [0.7])
-    assert single.runs == 1 and not single.enough_runs and np.isnan(single.p_value)
+    assert single.runs == 1 < MIN_RUNS_TO_CONCLUDE and np.isnan(single.p_value)
     constant = compare_over_runs([0.625, 0.75, 0.5], [0.5, 0.625, 0.375])
-    assert constant.differences_all_equal and np.isnan(constant.p_value)
+    assert constant.std_difference == 0.0 and np.isnan(constant.p_value)  # every difference equal
     assert constant.mean_difference == pytest.approx(0.125)
 
 
@@ -193,7 +194,6 @@ def test_paired_runs_report_every_field_and_refuse_other_shapes():
     single = compare_over_runs([0.8], [0.7])
     assert single.mean_difference == pytest.approx(0.1)
     assert all(np.isnan(x) for x in (single.std_difference, single.ci_low, single.ci_high, single.p_value))
-    assert not single.differences_all_equal
     constant = compare_over_runs([0.625, 0.75], [0.5, 0.625])
     assert constant.std_difference == 0.0 and np.isnan(constant.ci_low) and np.isnan(constant.ci_high)
     for bad in (([0.5, 0.6], [0.5]), ([[0.5]], [[0.5]]), ([], [])):
