@@ -165,6 +165,7 @@ def _sleeping(method, seconds: float, first_extra: float = 0.0):
     return slowed
 
 
+@pytest.mark.slow  # timed decodes with half-second sleeps: timings need a quiet machine (xdist shares the cores)
 def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_baseline(tmp_path, monkeypatch):
     from ar_experiments.bench import data_path
     from ar_experiments.bench.videos import QUICK_SHAPE, write_videos
