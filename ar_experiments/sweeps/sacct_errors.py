@@ -2,7 +2,7 @@
 
 The submitit launcher (hydra/launcher=slurm) polls `sacct` for its jobs' states, with sacct's stderr
 left on the console. On a cluster that keeps no job accounting (no slurmdbd) every call fails and sacct
-writes "sacct: error: Slurm accounting storage is disabled" there: one line per poll, every minute of a
+writes "Slurm accounting storage is disabled" there: one line per poll, every minute of a
 long sweep. submitit's own warning about the failure is shown once (slurm_polling.py). Only stderr is
 redirected: sacct's exit status and its table on stdout reach submitit as before, so with accounting
 nothing changes.

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-NO_ACCOUNTING = "sacct: error: Slurm accounting storage is disabled"
+NO_ACCOUNTING = "Slurm accounting storage is disabled"  # what sacct writes on the test cluster
 
 
 @pytest.fixture
