@@ -4,7 +4,9 @@ It subclasses Hydra's BasicSweeper, which lives in `hydra._internal` (Hydra 1.3 
 sweeper to extend), and keeps only what no public option does: BasicSweeper reads every job's
 `return_value` after each batch, so the first failed job ends the sweep; here the launcher is wrapped
 (sweeps/failures.py) so every job runs and the failures are listed at the end, and the sweep writes
-its progress lines and progress.json. Parsing the grid, batching (`max_batch_size`) and launching stay
+its progress lines and progress.json. Every job's config is composed before the first job starts (not
+batch by batch), and a job whose multi-device combination cannot work stops the command there
+(training/sweep_check.py). Parsing the grid, batching (`max_batch_size`) and launching stay
 BasicSweeper's.
 """
 
