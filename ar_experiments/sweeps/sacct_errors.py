@@ -7,7 +7,7 @@ long sweep. submitit's own warning about the failure is shown once (slurm_pollin
 redirected: sacct's exit status and its table on stdout reach submitit as before, so with accounting
 nothing changes.
 
-Imported by the SLURM launcher when it launches (hydra_plugins/ar_experiments_sweepers/slurm_launcher.py),
+Imported by the SLURM launcher when it launches (hydra_plugins/ar_experiments_sweepers/submitit_slurm.py),
 so no other command pays for importing submitit.
 """
 

@@ -20,7 +20,7 @@ from .distributed import ranks_to_start
 
 # hydra/launcher=slurm's (conf/hydra/launcher/slurm.yaml) and hydra-submitit-launcher's own submitit_slurm
 SLURM_LAUNCHERS = (
-    "hydra_plugins.ar_experiments_sweepers.slurm_launcher.SlurmLauncher",
+    "hydra_plugins.ar_experiments_sweepers.submitit_slurm.SlurmLauncher",
     "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
 )
 # what a process inherits from the launcher that started it; a SLURM job gets its own
