@@ -52,3 +52,61 @@ def test_a_signal_while_a_worker_starts_does_not_kill_it(tiny_dataset, cache_dir
     os.kill(worker.pid, signal.SIGTERM)
     assert len(next(batches)["label"]) == 2
     assert worker.is_alive(), "the loader worker died of a SIGTERM sent while it started"
+
+
+LOADER_LEFT_RUNNING = """
+import torch
+from ar_experiments.data.datamodule import VideoLoader, leave_signals_to_the_main_process
+
+batches = iter(VideoLoader(range(100), batch_size=2, num_workers=1, worker_init_fn=leave_signals_to_the_main_process))
+next(batches)
+print("exiting with a worker alive", flush=True)
+"""
+
+
+def test_a_process_ends_with_its_loader_still_iterating():
+    """multiprocessing ends daemonic children at exit with SIGTERM, which the workers ignore: without the exit
+    hook that kills them, a run that stopped on an exception mid-epoch (or pytest, after such a test) never exits."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", LOADER_LEFT_RUNNING], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process was still waiting for its loader worker 60 s after its last line")
+    assert done.returncode == 0, done.stderr
+    assert "exiting with a worker alive" in done.stdout
+
+
+class FailsAtThree:
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, index):
+        if index == 3:
+            raise ValueError("video 3 is broken")
+        return index
+
+
+@pytest.mark.parametrize("persistent_workers", [False, True])
+def test_a_loader_that_stopped_on_an_error_leaves_no_worker_behind(persistent_workers):
+    """A worker ignores SIGTERM, torch's way of ending the workers that outlive a shutdown: a run that ended
+    on a bad video left one behind for good (a joblib worker gathered one per failed job)."""
+    import gc
+
+    from ar_experiments.data.datamodule import VideoLoader, leave_signals_to_the_main_process
+
+    loader = VideoLoader(
+        FailsAtThree(),
+        batch_size=2,
+        num_workers=1,
+        worker_init_fn=leave_signals_to_the_main_process,
+        persistent_workers=persistent_workers,
+    )
+    batches = iter(loader)
+    workers = list(batches._workers)
+    with pytest.raises(ValueError, match="video 3 is broken"):
+        list(batches)
+    del loader, batches
+    gc.collect()
+    assert not any(worker.is_alive() for worker in workers), "a loader worker outlived its loader"
