@@ -8,8 +8,11 @@ import time
 
 import pytest
 
+# 2 ranks: a fork server starts first (it imports torch, 10-20 s on 2 busy cores): slow
+DDP = pytest.param(signal.SIGTERM, 2, marks=pytest.mark.slow)
 
-@pytest.mark.parametrize(("signum", "ranks"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)])
+
+@pytest.mark.parametrize(("signum", "ranks"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), DDP])
 def test_a_loader_worker_outlives_the_signals_that_stop_a_run(tiny_dataset, cache_dir, compose_config, signum, ranks):
     """Under DDP (2 ranks) the workers start through a fork server, not forked from the training process."""
     from types import SimpleNamespace
