@@ -221,7 +221,9 @@ class VideoDataModule(pl.LightningDataModule):
         process the implicit default is loky's, which cannot start DataLoader workers); under DDP a
         fork server, since forking a rank whose communication threads may hold a lock at that moment can
         leave the new worker stuck forever (seen with gloo). Every worker leaves Ctrl-C and SIGTERM to the
-        training process (clips are drawn from explicit seeds, so no per-worker seeding is lost)."""
+        training process (clips are drawn from explicit seeds, so no per-worker seeding is lost). The fork
+        server is started by the first loader, inside SignalSafeStart: it keeps the signals blocked, and
+        so do the workers it forks, until worker_init_fn ignores them."""
         if not self.num_workers:
             return {}
         signals = {"worker_init_fn": leave_signals_to_the_main_process}

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from pytorch_lightning.trainer.states import RunningStage
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.transforms import normalise_clips
@@ -60,6 +61,7 @@ class VideoClassifier(pl.LightningModule):
         if model.get("freeze_backbone"):
             self.net.freeze_backbone()
         num_classes = len(class_names)
+        self.val_loss = MeanMetric()
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
         self.skipped_videos: set[str] = set()  # unreadable training videos, replaced by others
@@ -141,6 +143,8 @@ class VideoClassifier(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.evaluated["val"] = 0
+        for metric in (self.val_loss, self.val_top1, self.val_top5):
+            metric.reset()
         if self._averaged_weights_evaluated():
             self.weight_average.swap()
 
@@ -150,16 +154,20 @@ class VideoClassifier(pl.LightningModule):
         logits = self(batch["video"])
         labels = batch["label"]
         self.evaluated["val"] += labels.shape[0]
-        self.val_top1(logits, labels)
-        self.val_top5(logits, labels)
-        self.log("val/loss", F.cross_entropy(logits, labels), on_epoch=True, batch_size=labels.shape[0], sync_dist=True)
-        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True)
-        self.log("val/top5", self.val_top5, on_epoch=True)
+        self.val_loss.update(F.cross_entropy(logits, labels), weight=labels.shape[0])
+        self.val_top1.update(logits, labels)
+        self.val_top5.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
+        """The metrics are logged here, where every rank comes, not in validation_step: under DDP a rank whose
+        every validation video was unreadable has no step that logs, and the ranks' reductions would not match."""
         if self._averaged_weights_evaluated():
             self.weight_average.swap()
         self._merge_evaluation_counts("val")
+        if self.evaluated["val"]:  # the metrics' states are summed over the ranks when Lightning computes them
+            self.log("val/loss", self.val_loss)
+            self.log("val/top1", self.val_top1, prog_bar=True)
+            self.log("val/top5", self.val_top5)
 
     def _merge_evaluation_counts(self, stage: str) -> None:
         count = torch.tensor(self.evaluated[stage], device=self.device)  # NCCL reduces only tensors on the GPU

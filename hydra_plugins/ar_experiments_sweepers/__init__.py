@@ -5,4 +5,6 @@
   stops at the first failure instead.
 - `optuna_study` (used by conf/hparams_search/optuna.yaml): hydra-optuna-sweeper whose
   `n_trials` counts the whole stored study, so re-running a search continues it.
+- `submitit_slurm.SlurmLauncher` (hydra/launcher=slurm): hydra-submitit-launcher's, with sacct's
+  error lines in the sweep folder instead of on the console.
 """

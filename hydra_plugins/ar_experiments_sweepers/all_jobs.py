@@ -4,7 +4,9 @@ It subclasses Hydra's BasicSweeper, which lives in `hydra._internal` (Hydra 1.3 
 sweeper to extend), and keeps only what no public option does: BasicSweeper reads every job's
 `return_value` after each batch, so the first failed job ends the sweep; here the launcher is wrapped
 (sweeps/failures.py) so every job runs and the failures are listed at the end, and the sweep writes
-its progress lines and progress.json. Parsing the grid, batching (`max_batch_size`) and launching stay
+its progress lines and progress.json. Every job's config is composed before the first job starts (not
+batch by batch), and a job whose multi-device combination cannot work stops the command there
+(training/sweep_check.py). Parsing the grid, batching (`max_batch_size`) and launching stay
 BasicSweeper's.
 """
 
@@ -36,18 +38,32 @@ class AllJobsSweeper(BasicSweeper):
         self.launcher = FailureCollector(self.launcher, fail_fast=self.fail_fast)
 
     def sweep(self, arguments: list[str]) -> Any:
-        # progress lines and <sweep>/progress.json while the jobs run (ar_experiments/sweeps/progress.py)
-        with watch_sweep(self.config) as self.progress:
-            returns = super().sweep(arguments)
-            self.launcher.raise_if_failed()
+        from ar_experiments.config.checks import ConfigError  # here: Hydra imports this module for every command
+
+        try:
+            # progress lines and <sweep>/progress.json while the jobs run (ar_experiments/sweeps/progress.py)
+            with watch_sweep(self.config) as self.progress:
+                returns = super().sweep(arguments)
+                self.launcher.raise_if_failed()
+        except ConfigError as err:  # a job that cannot run (get_job_batch): its line, as a single run says it
+            raise SystemExit(f"error: {err}") from None
         return returns
 
     def get_job_batch(self):
         if self.batch_index == 0:  # the jobs are known now: every batch of the grid, and each one's kind
+            from ar_experiments.training.sweep_check import refuse_impossible_jobs
+
             jobs = [overrides for batch in self.overrides for overrides in batch]
+            # every job's config, composed before any starts (Hydra's validate_batch_is_legal did it per batch)
+            composed = [self.hydra_context.config_loader.load_sweep_config(self.config, list(o)) for o in jobs]
+            refuse_impossible_jobs(list(zip(jobs, composed)))
             default = (str(self.config.model.name), int(self.config.frames))
             self.progress.set_total(len(jobs), [job_kind(overrides, default) for overrides in jobs])
         return super().get_job_batch()
+
+    def validate_batch_is_legal(self, batch) -> None:
+        """Every job was composed before the first batch (get_job_batch): a job that does not compose stopped the
+        sweep there."""
 
 
 @dataclass

@@ -104,8 +104,10 @@ def test_a_slurm_launcher_grid_runs_as_one_job_array_with_progress_and_a_report(
     assert [job["status"] for job in sweep_jobs(sweep)] == ["completed", "completed"]
     assert "[2/2] " in sweep_run.stdout, "a progress line per finished job"
     assert len(set((sweep / ".submitit").glob("*_0"))) == 1, "one job array"
-    # without accounting submitit's warning comes once, not once per poll (sacct's own stderr line remains)
+    # without accounting submitit's warning comes once, not once per poll; sacct's own lines go to a file
     assert "Call #2 - Bypassing sacct error" not in output
+    assert "accounting storage is disabled" not in output
+    assert "Slurm accounting storage is disabled" in (sweep / "sacct.log").read_text()
     report = subprocess.run(
         [sys.executable, "-m", "ar_experiments.report", str(sweep)], cwd=REPO, capture_output=True, text=True
     )

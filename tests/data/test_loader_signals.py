@@ -8,9 +8,15 @@ import time
 
 import pytest
 
+# 2 ranks: a fork server starts first (it imports torch, 10-20 s on 2 busy cores): slow
+DDP = pytest.param(signal.SIGTERM, 2, marks=pytest.mark.slow)
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_loader_worker_outlives_the_signals_that_stop_a_run(tiny_dataset, cache_dir, compose_config, signum):
+
+@pytest.mark.parametrize(("signum", "ranks"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), DDP])
+def test_a_loader_worker_outlives_the_signals_that_stop_a_run(tiny_dataset, cache_dir, compose_config, signum, ranks):
+    """Under DDP (2 ranks) the workers start through a fork server, not forked from the training process."""
+    from types import SimpleNamespace
+
     from hydra.utils import instantiate
 
     from tests.conftest import tiny_overrides
@@ -18,7 +24,10 @@ def test_a_loader_worker_outlives_the_signals_that_stop_a_run(tiny_dataset, cach
     cfg = compose_config([*tiny_overrides(cache_dir), "data.num_workers=1", "data.batch_size=2", "frames=4"])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    batches = iter(datamodule.train_dataloader())
+    datamodule.trainer = SimpleNamespace(global_rank=0, world_size=ranks)
+    loader = datamodule.train_dataloader()
+    assert loader.multiprocessing_context.get_start_method() == ("forkserver" if ranks > 1 else "fork")
+    batches = iter(loader)
     next(batches)
     worker = batches._workers[0]
     os.kill(worker.pid, signum)

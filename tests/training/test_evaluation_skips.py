@@ -3,6 +3,7 @@ workers) meet them; a stand-in network and trainer drive the module's hooks (no 
 test_faults.py holds the same end to end, through a real run on broken files."""
 
 import logging
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -63,3 +64,34 @@ def test_test_videos_evaluated_count_each_video_once_whatever_batches_carry_its_
     classifier.on_test_epoch_end()
     assert classifier.evaluated["test"] == 3
     assert classifier.test_predictions is classifier.multiview and classifier.multiview.views == {0: 2, 1: 2, 2: 2}
+
+
+def validated_on_one_rank(module, batches, videos_on_all_ranks: int) -> dict:
+    """What `module` logs (name: the metric) for a validation pass over `batches` on one DDP rank, all ranks
+    together having evaluated `videos_on_all_ranks` videos (the stand-in strategy's sum)."""
+    logged = {}
+    module.log = lambda name, value, **_: logged.__setitem__(name, value)
+    reduce = lambda tensor, reduce_op: tensor.new_tensor(videos_on_all_ranks)  # noqa: E731
+    module._trainer = SimpleNamespace(
+        state=SimpleNamespace(fn="fit", stage=RunningStage.VALIDATING), strategy=SimpleNamespace(reduce=reduce)
+    )
+    module.on_validation_epoch_start()
+    for number, batch in enumerate(batches):
+        module.validation_step(batch, number)
+    module.on_validation_epoch_end()
+    return logged
+
+
+def test_a_rank_whose_every_validation_video_is_unreadable_logs_what_the_other_ranks_log(classifier):
+    """Under DDP each logged metric is a reduction every rank must join: a rank that logged nothing would leave
+    the others waiting (tests/training/test_ddp_unreadable_share.py runs it on 2 real ranks)."""
+    readable = {"video": torch.zeros(2, 3, 4, 8, 8), "label": torch.tensor([0, 1])}
+    unreadable = {"video": None, "label": torch.empty(0, dtype=torch.long)}
+    other_rank = training_module.VideoClassifier({"name": "x3d_m"}, ["a", "b", "c"])
+    with_videos = validated_on_one_rank(classifier, [readable, unreadable], videos_on_all_ranks=2)
+    without = validated_on_one_rank(other_rank, [unreadable], videos_on_all_ranks=2)
+    assert sorted(without) == sorted(with_videos) == ["val/loss", "val/top1", "val/top5"]
+    # uniform scores over 3 classes: the first class is predicted, right for one of the two readable videos
+    assert with_videos["val/top1"].compute() == 0.5 and with_videos["val/loss"].compute() == pytest.approx(math.log(3))
+    assert classifier.evaluated["val"] == other_rank.evaluated["val"] == 2
+    assert validated_on_one_rank(classifier, [unreadable], videos_on_all_ranks=0) == {}, "no video: no metric"

@@ -1,0 +1,72 @@
+"""A multirun holding a job whose multi-device combination cannot work is refused once, before any job starts
+(ar_experiments/training/sweep_check.py, called by the grid sweeper)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ar_experiments.config.checks import ConfigError
+from ar_experiments.training.sweep_check import refuse_impossible_jobs
+from tests.conftest import CONF_DIR, compose, tiny_overrides
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    """An environment where nobody (torchrun, SLURM) started this process."""
+    for name in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_sweep_with_one_job_that_cannot_run_prints_its_refusal_and_starts_no_job(
+    no_launcher, tiny_dataset, cache_dir, tmp_path
+):
+    """The whole command, in this process: Hydra parses the sweep, the sweeper composes every job and refuses.
+    (Should the refusal fail, the jobs that can run train on the tiny data, briefly.)"""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ar_experiments.train import main
+
+    sweep = tmp_path / "sweep"
+    grid = ["trainer=ddp_cpu", "trainer.strategy=ddp,ddp_spawn", "model=x3d_xs,slowfast", "logger=csv"]
+    grid += [*tiny_overrides(cache_dir), "frames=4", "trainer.limit_train_batches=1"]
+    # the config folder named, as `python -m ar_experiments.train` finds it from the file it runs
+    no_launcher.setattr(sys, "argv", ["train", "--config-path", CONF_DIR, "-m", *grid, f"hydra.sweep.dir={sweep}"])
+    try:
+        with pytest.raises(SystemExit) as refused:
+            main()
+    finally:
+        GlobalHydra.instance().clear()
+    message = str(refused.value.code)
+    assert message.count("\n") == 0, message
+    assert message.startswith("error: trainer.strategy='ddp_spawn' with 2 devices")
+    assert "use trainer.strategy=ddp" in message
+    assert "[job 2 (trainer.strategy=ddp_spawn model=x3d_xs), 3 (trainer.strategy=ddp_spawn model=slowfast) of 4;" in (
+        message
+    )
+    assert not [path.name for path in sweep.iterdir() if path.name[0].isdigit()], "a job folder was made"
+
+
+def job(*overrides: str) -> tuple[list[str], object]:
+    return list(overrides), compose(list(overrides), return_hydra_config=True)
+
+
+def test_srun_tasks_without_a_count_per_node_refuse_every_local_job_at_once(no_launcher):
+    no_launcher.setenv("SLURM_NTASKS", "2")  # the sweep itself started by srun -n 2
+    no_launcher.setenv("SLURM_JOB_NAME", "job")
+    with pytest.raises(ConfigError) as refused:
+        refuse_impossible_jobs([job("trainer=ddp_cpu", "model=x3d_xs"), job("trainer=ddp_cpu", "model=slowfast")])
+    assert len(refused.value.problems) == 1 and "use srun --ntasks-per-node=2" in refused.value.problems[0]
+    assert "[job 0 (model=x3d_xs), 1 (model=slowfast) of 2;" in str(refused.value)
+
+
+def test_a_job_sent_to_slurm_is_checked_in_the_environment_slurm_gives_its_tasks(no_launcher):
+    slurm = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "trainer=ddp_cpu"]
+    no_launcher.setenv("SLURM_NTASKS", "2")  # the sweep's own allocation is not the jobs'
+    no_launcher.setenv("SLURM_JOB_NAME", "job")
+    refuse_impossible_jobs([job(*slurm)])  # one task per job: train() starts the 2 ranks itself
+    with pytest.raises(ConfigError, match="SLURM starts 2 tasks per node but trainer.devices asks for 4 devices"):
+        refuse_impossible_jobs([job(*slurm, "hydra.launcher.tasks_per_node=2", "trainer.devices=4")])
+    refuse_impossible_jobs([job(*slurm, "hydra.launcher.tasks_per_node=2", "trainer.devices=2")])
