@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from ar_experiments.report.progress import progress_text
 from ar_experiments.safety.atomic import atomic_write_json
 from ar_experiments.sweeps.job_status import JOBS_FOLDER
-from ar_experiments.sweeps.progress import SweepMonitor, finished_line
+from ar_experiments.sweeps.progress import SweepMonitor, duration_text, finished_line, stalled_line
 from ar_experiments.sweeps.time_left import estimate_time_left
 from tests.conftest import REPO
 from tests.sweeps.test_sweeps import shrunk
@@ -226,3 +226,27 @@ def test_six_job_sweep_two_at_a_time_reports_progress_then_resumes(tiny_dataset,
     assert {key: progress[key] for key in ("status", "total", "completed", "skipped", "failed", "running")} == {
         "status": "finished", "total": 6, "completed": 6, "skipped": 4, "failed": 0, "running": 0,
     }  # fmt: skip
+
+
+def test_durations_read_in_seconds_minutes_then_hours():
+    assert [duration_text(s) for s in (0.4, 89.4, 90.0, 5369.0, 5400.0, 9000.0)] == [
+        "0 s", "89 s", "2 min", "89 min", "1.5 h", "2.5 h",
+    ]  # fmt: skip
+
+
+def test_console_lines_with_what_is_unknown_left_out():
+    bare = {"job": "3-x3d_m-8f-split1", "state": "completed"}  # no run name, top-1 or time
+    assert finished_line(bare, 1, None, 0, 30.0) == "[1/?] 3-x3d_m-8f-split1 completed; about 30 s left"
+    assert finished_line({**bare, "seconds": 5.0}, 1, 4, 0, 0.9) == "[1/4] 3-x3d_m-8f-split1 completed in 5 s"
+    assert finished_line({**bare, "top1": 0.5}, 4, 4, 0, 30.0) == "[4/4] 3-x3d_m-8f-split1 completed 0.50 top-1"
+    failed = {"job": "4-x", "state": "failed", "error": "x" * 200}
+    assert finished_line(failed, 2, 4, 1, None, ["0-a", "1-b"]) == (
+        f"[2/4] 4-x failed: {'x' * 160}; 1 failed; no progress: 0-a, 1-b"
+    )
+    assert finished_line({"job": "4-x", "state": "failed"}, 2, 4, 1, None) == "[2/4] 4-x failed; 1 failed"
+
+
+def test_a_stalled_line_names_the_epoch_only_when_known():
+    job = {"job": "0-a", "pid": 7, "host": "n1"}
+    assert stalled_line(job, 120.0) == "0-a has made no progress for 2 min (pid 7 on n1)"
+    assert stalled_line({**job, "epoch": 2}, 60.0) == "0-a has made no progress for 60 s (epoch 2/?, pid 7 on n1)"
