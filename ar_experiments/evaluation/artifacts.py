@@ -4,6 +4,9 @@ What a paper's error analysis needs from one run: every test video's
 prediction, accuracy per class, the confusion matrix (as numbers and as a
 figure) and the pairs of classes confused most. The same figures and the
 per-class table go to W&B when a W&B logger is active.
+
+Mutation testing (docs/testing.md) covers the numbers and the order of the classes, not the figures'
+drawing (sizes, fonts, colours): the two plot functions are marked `no mutate`, as no test reads pixels.
 """
 
 from __future__ import annotations
@@ -140,7 +143,9 @@ def _row_normalised(confusion: np.ndarray) -> np.ndarray:
         return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
 
 
-def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+def plot_confusion_matrix(
+    confusion: np.ndarray, names: Sequence[str], path: Path, title: str
+) -> None:  # pragma: no mutate block
     """Row-normalised confusion matrix, classes sorted by accuracy (best first).
 
     Sorting puts the weak classes, and what they are mistaken for, together at
@@ -155,7 +160,7 @@ def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Pat
 
     fractions = _row_normalised(confusion)
     accuracy = np.diag(fractions)
-    order = sorted(range(len(names)), key=lambda c: (np.isnan(accuracy[c]), -np.nan_to_num(accuracy[c]), names[c]))
+    order = classes_by_accuracy(accuracy, names)
     shown = fractions[np.ix_(order, order)]
     count = len(names)
     side = max(6.0, 0.15 * count + 3.0)
@@ -189,6 +194,11 @@ def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Pat
     plt.close(fig)
 
 
+def classes_by_accuracy(accuracy: np.ndarray, names: Sequence[str]) -> list[int]:
+    """Class numbers, best accuracy first, then by name; classes without test videos (NaN) last."""
+    return sorted(range(len(names)), key=lambda c: (np.isnan(accuracy[c]), -np.nan_to_num(accuracy[c]), names[c]))
+
+
 def _percent(value: float) -> str:
     return "no videos" if np.isnan(value) else f"{100 * value:.0f}%"
 
@@ -203,7 +213,9 @@ def confused_pairs(confusion: np.ndarray, limit: int = TOP_CONFUSED_PAIRS) -> li
     return pairs[:limit]
 
 
-def plot_confused_pairs(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+def plot_confused_pairs(
+    confusion: np.ndarray, names: Sequence[str], path: Path, title: str
+) -> None:  # pragma: no mutate block
     """Horizontal bars of the most confused true -> predicted pairs, with the share of the true class."""
     import matplotlib
 
