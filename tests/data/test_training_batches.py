@@ -25,6 +25,8 @@ def test_as_many_videos_as_rank_batches_is_enough_and_one_fewer_names_the_fix():
         "2 training videos cannot be cut into 3 ranks x 1 non-empty batches of at most data.batch_size=2; "
         "raise data.batch_size or use fewer devices"
     )
+    with pytest.raises(ValueError, match="4 training videos cannot be cut into 3 ranks x 2 non-empty batches"):
+        TrainingBatchSampler(4, 1, rank=0, world_size=3, seed=0)  # 6 batches of one video each
 
 
 def test_the_position_starts_at_the_first_batch_and_moves_to_the_next_epoch_after_the_last():
@@ -38,6 +40,16 @@ def test_the_position_starts_at_the_first_batch_and_moves_to_the_next_epoch_afte
     assert sampler.state_dict() == {"epoch": 1, "batches_done": 0, "world_size": 2}
     sampler.set_epoch(4)
     assert sampler.state_dict() == {"epoch": 4, "batches_done": 0, "world_size": 2}
+
+
+def test_a_mid_epoch_position_under_another_world_size_is_refused_naming_the_fix():
+    sampler = TrainingBatchSampler(12, 2, rank=0, world_size=2, seed=0)
+    with pytest.raises(ValueError) as refused:
+        sampler.load_state_dict({"epoch": 1, "batches_done": 2, "world_size": 3})
+    assert str(refused.value) == (
+        "the checkpoint stopped in the middle of an epoch with 3 DDP ranks and this run has 2; resume with "
+        "trainer.devices x trainer.num_nodes = 3, as it was (an exact resume continues the same batches)"
+    )
 
 
 def test_a_checkpoint_saved_before_the_world_size_was_kept_resumes_mid_epoch_as_it_is():
