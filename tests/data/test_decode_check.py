@@ -28,6 +28,14 @@ def test_every_frame_is_converted_at_the_loaders_size_and_a_sound_video_has_no_p
     assert sizes == [(36, 54, 3)] * 12
 
 
+def test_only_the_video_streams_frames_are_converted(tmp_path, monkeypatch):
+    converted = []
+    monkeypatch.setattr(RgbConverter, "__call__", lambda self, frame, out: converted.append(frame.format.name))
+    with_sound = str(write_video(tmp_path / "sound.mp4", "h264", 25, 48, 32, 12, audio="aac"))
+    assert find_decode_problem(with_sound) is None
+    assert len(converted) == 12 and "fltp" not in converted  # no AAC audio frame among them
+
+
 def test_an_empty_file_and_one_without_video_are_named_with_their_reason(tmp_path):
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
