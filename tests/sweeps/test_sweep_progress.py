@@ -312,19 +312,21 @@ def test_progress_json_by_exact_value_written_when_something_changes_or_every_30
 def test_the_monitor_watches_on_its_own_and_survives_a_closed_console_and_an_unwritable_progress_file(tmp_path, caplog):
     out = io.StringIO()
     monitor = SweepMonitor(tmp_path, total=1, interval=0.01, out=out).start()
+    assert (monitor._thread.name, monitor._thread.daemon) == ("sweep-progress", True)  # never holds the exit
     write_job(tmp_path, 0, state="completed", seconds=1.0)
     deadline = time.monotonic() + 20
     while not out.getvalue() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert out.getvalue() == "[1/1] run0 completed in 1 s\n", "the watching thread printed the line"
+    monitor._stop.set()
+    monitor._thread.join()  # the last look below is stop()'s own
     out.close()
     (tmp_path / "progress.json").unlink()
     (tmp_path / "progress.json").mkdir()
     write_job(tmp_path, 1, state="failed")
     with caplog.at_level(logging.WARNING, logger="ar_experiments.sweeps.progress"):
         assert monitor.stop("interrupted")["status"] == "interrupted"
-    # (the watching thread may have met the folder first: a warning each time, and nothing else)
-    assert {message.split(":")[0] for message in caplog.messages} == {f"could not write {tmp_path / 'progress.json'}"}
+    assert [message.split(":")[0] for message in caplog.messages] == [f"could not write {tmp_path / 'progress.json'}"]
 
 
 def test_watch_sweep_looks_every_interval_of_the_environment_and_records_an_interrupted_sweep(tmp_path, monkeypatch):
@@ -340,3 +342,20 @@ def test_watch_sweep_looks_every_interval_of_the_environment_and_records_an_inte
     assert json.loads((tmp_path / "progress.json").read_text())["status"] == "finished"
     with watch_sweep(config, interval=0.5) as monitor:
         assert monitor.interval == 0.5 and monitor.total is None
+
+
+def test_a_failing_look_at_the_folder_warns_and_the_watching_goes_on(tmp_path, monkeypatch, caplog):
+    monitor = SweepMonitor(tmp_path, interval=0.01)
+    looks = []
+
+    def poll():
+        looks.append(len(looks))
+        if len(looks) == 1:
+            raise RuntimeError("disk gone")
+        if len(looks) == 3:
+            monitor._stop.set()
+
+    monkeypatch.setattr(monitor, "poll", poll)
+    with caplog.at_level(logging.WARNING, logger="ar_experiments.sweeps.progress"):
+        monitor._run()
+    assert looks == [0, 1, 2] and caplog.messages == ["sweep progress: RuntimeError: disk gone"]
