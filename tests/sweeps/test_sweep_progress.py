@@ -231,8 +231,8 @@ def test_six_job_sweep_two_at_a_time_reports_progress_then_resumes(tiny_dataset,
 
 
 def test_durations_read_in_seconds_minutes_then_hours():
-    assert [duration_text(s) for s in (0.4, 89.4, 90.0, 5369.0, 5400.0, 9000.0)] == [
-        "0 s", "89 s", "2 min", "89 min", "1.5 h", "2.5 h",
+    assert [duration_text(s) for s in (0.4, 89.4, 90.0, 5369.0, 5400.0, 5580.0)] == [
+        "0 s", "89 s", "2 min", "89 min", "1.5 h", "1.6 h",
     ]  # fmt: skip
 
 
@@ -240,6 +240,7 @@ def test_console_lines_with_what_is_unknown_left_out():
     bare = {"job": "3-x3d_m-8f-split1", "state": "completed"}  # no run name, top-1 or time
     assert finished_line(bare, 1, None, 0, 30.0) == "[1/?] 3-x3d_m-8f-split1 completed; about 30 s left"
     assert finished_line({**bare, "seconds": 5.0}, 1, 4, 0, 0.9) == "[1/4] 3-x3d_m-8f-split1 completed in 5 s"
+    assert finished_line(bare, 1, 4, 0, 1.0) == "[1/4] 3-x3d_m-8f-split1 completed; about 1 s left"
     assert finished_line({**bare, "top1": 0.5}, 4, 4, 0, 30.0) == "[4/4] 3-x3d_m-8f-split1 completed 0.50 top-1"
     failed = {"job": "4-x", "state": "failed", "error": "x" * 200}
     assert finished_line(failed, 2, 4, 1, None, ["0-a", "1-b"]) == (
@@ -359,3 +360,29 @@ def test_a_failing_look_at_the_folder_warns_and_the_watching_goes_on(tmp_path, m
     with caplog.at_level(logging.WARNING, logger="ar_experiments.sweeps.progress"):
         monitor._run()
     assert looks == [0, 1, 2] and caplog.messages == ["sweep progress: RuntimeError: disk gone"]
+
+
+class CountingFlushes(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_each_line_is_flushed_and_a_failing_last_look_only_warns(tmp_path, monkeypatch, caplog):
+    out = CountingFlushes()
+    monitor = SweepMonitor(tmp_path, total=1, out=out)
+    assert monitor.interval == 2.0
+    write_job(tmp_path, 0, state="completed")
+    monitor.poll()
+    assert out.getvalue() == "[1/1] run0 completed\n" and out.flushes == 1, "a console line shows at once"
+
+    def broken(**kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(monitor, "poll", broken)
+    with caplog.at_level(logging.WARNING, logger="ar_experiments.sweeps.progress"):
+        assert monitor.stop() is None
+    assert caplog.messages == ["sweep progress: RuntimeError: disk gone"]
