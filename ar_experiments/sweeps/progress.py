@@ -179,7 +179,7 @@ class SweepMonitor:
             training = [job for job in running if job.get("state") != WAITING]
             self.most_at_once = max(self.most_at_once, len(training))
             total = self.total
-            pending = max(0, (total or 0) - len(jobs))
+            pending = max(0, (total or 0) - len(jobs))  # (0 without a total: `range(total or 1)` below is equivalent)
             at_once = max(1, self.most_at_once)
             started = {job.get("num") for job in jobs}
             unstarted = [num for num in range(total or 0) if num not in started][:pending]

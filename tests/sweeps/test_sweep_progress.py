@@ -269,9 +269,9 @@ def test_progress_json_by_exact_value_written_when_something_changes_or_every_30
     running = {"started_at": 1900.0, "running_since": 1950.0, "updated_at": 1990.0, "host": "h", "pid": 3}
     write_job(tmp_path, 3, state="running", device="cuda:1", epoch=1, max_epochs=2, stage="train", **running, **kind)
     write_job(tmp_path, 4, state="waiting for a GPU", started_at=1990.0, **kind)
-    clock[0] = 2000.0
+    clock[0] = 2000.25  # a tenth of a second is kept, not more
     progress = monitor.poll()
-    # 1 job not started and 1 waiting, 100 s each (their kind's mean); job 3 has 50 s of its 100 left; 1 at once
+    # 1 job not started and 1 waiting, 100 s each (their kind's mean); job 3 has 49.75 s of its 100 left; 1 at once
     assert out.getvalue().splitlines() == [
         "[1/6] run1 already completed (skipped); about 4 min left",
         "[2/6] run0 completed 0.50 top-1 in 2 min; about 4 min left",
@@ -279,13 +279,13 @@ def test_progress_json_by_exact_value_written_when_something_changes_or_every_30
     ]
     assert progress == {
         "sweep": str(tmp_path.resolve()), "status": "running", "total": 6, "done": 3, "completed": 2, "skipped": 1,
-        "failed": 1, "running": 2, "pending": 1, "jobs_at_once": 1, "time_left_s": 250.0,
-        "started_at": now_iso(1000.0), "updated_at": now_iso(2000.0), "elapsed_s": 1000.0,
+        "failed": 1, "running": 2, "pending": 1, "jobs_at_once": 1, "time_left_s": 249.8,
+        "started_at": now_iso(1000.0), "updated_at": now_iso(2000.0), "elapsed_s": 1000.2,
         "running_jobs": [
             {"job": "3-job", "run_name": "run3", "state": "running", "device": "cuda:1", "epoch": 1, "max_epochs": 2,
-             "stage": "train", "seconds": 100.0, "host": "h", "pid": 3, "no_progress_s": 10.0, "stalled": False},
+             "stage": "train", "seconds": 100.2, "host": "h", "pid": 3, "no_progress_s": 10.2, "stalled": False},
             {"job": "4-job", "run_name": "run4", "state": "waiting for a GPU", "device": None, "epoch": None,
-             "max_epochs": None, "stage": None, "seconds": 10.0, "host": None, "pid": None, "no_progress_s": 10.0,
+             "max_epochs": None, "stage": None, "seconds": 10.2, "host": None, "pid": None, "no_progress_s": 10.2,
              "stalled": False},
         ],
         "finished_jobs": [
@@ -299,9 +299,9 @@ def test_progress_json_by_exact_value_written_when_something_changes_or_every_30
     clock[0] = 2029.0  # only the clock moved: not rewritten
     monitor.poll()
     assert json.loads((tmp_path / "progress.json").read_text())["updated_at"] == now_iso(2000.0)
-    clock[0] = 2030.0  # 30 s since the last write
+    clock[0] = 2030.25  # 30 s since the last write
     monitor.poll()
-    assert json.loads((tmp_path / "progress.json").read_text())["updated_at"] == now_iso(2030.0)
+    assert json.loads((tmp_path / "progress.json").read_text())["updated_at"] == now_iso(2030.25)
     for num in (3, 4, 5):
         write_job(tmp_path, num, state="completed", ended_at=2040.0 + num, seconds=10.0)
     final = monitor.stop()
@@ -386,3 +386,15 @@ def test_each_line_is_flushed_and_a_failing_last_look_only_warns(tmp_path, monke
     with caplog.at_level(logging.WARNING, logger="ar_experiments.sweeps.progress"):
         assert monitor.stop() is None
     assert caplog.messages == ["sweep progress: RuntimeError: disk gone"]
+
+
+def test_a_sweep_with_a_job_still_running_or_not_started_ends_stopped(tmp_path):
+    now = 5000.0
+    monitor = SweepMonitor(tmp_path, out=io.StringIO(), clock=lambda: now, stall_after=600)
+    write_job(tmp_path, 0, state="running", updated_at=4400.0)  # no start time; quiet for exactly 600 s
+    progress = monitor.poll()
+    assert progress["total"] == 1, "without a total, the jobs seen"
+    assert (progress["running_jobs"][0]["seconds"], progress["running_jobs"][0]["stalled"]) == (0.0, True)
+    assert monitor.stop()["status"] == "stopped"  # nothing pending, one running
+    waiting = SweepMonitor(tmp_path / "other", total=1, out=io.StringIO())
+    assert waiting.stop()["status"] == "stopped"  # nothing running, one never started
