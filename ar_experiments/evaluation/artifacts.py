@@ -139,8 +139,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> No
 
 def _row_normalised(confusion: np.ndarray) -> np.ndarray:
     support = confusion.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
+    return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
 
 
 def plot_confusion_matrix(
@@ -209,6 +208,7 @@ def confused_pairs(confusion: np.ndarray, limit: int = TOP_CONFUSED_PAIRS) -> li
     np.fill_diagonal(off_diagonal, 0)
     fractions = np.nan_to_num(_row_normalised(off_diagonal))
     pairs = [(int(t), int(p), int(off_diagonal[t, p])) for t, p in zip(*np.nonzero(off_diagonal))]
+    # (np.nonzero gives the pairs in (true, predicted) order already: the last key's mutants are equivalent)
     pairs.sort(key=lambda pair: (-pair[2], -fractions[pair[0], pair[1]], pair[0], pair[1]))
     return pairs[:limit]
 

@@ -74,19 +74,20 @@ def test_the_views_of_a_figures_title():
 def test_rows_are_normalised_without_a_warning_and_classes_ordered_best_first():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fractions = artifacts._row_normalised(np.array([[1, 3], [0, 0]]))
-    assert fractions[0].tolist() == [0.25, 0.75] and np.isnan(fractions[1]).all()
+        fractions = artifacts._row_normalised(np.array([[1, 3, 0], [0, 0, 0], [0, 1, 0]]))
+    assert fractions[[0, 2]].tolist() == [[0.25, 0.75, 0.0], [0.0, 1.0, 0.0]] and np.isnan(fractions[1]).all()
     accuracy = np.array([0.5, np.nan, 0.9, 0.5])
     assert artifacts.classes_by_accuracy(accuracy, ["d", "a", "c", "b"]) == [2, 3, 0, 1]
-    assert artifacts._percent(0.456) == "46%" and artifacts._percent(math.nan) == "no videos"
+    assert artifacts._percent(0.456) == "46%" and artifacts._percent(1.0) == "100%"
+    assert artifacts._percent(math.nan) == "no videos"
 
 
-def test_confused_pairs_break_ties_by_the_true_classs_share_and_stop_at_the_limit():
-    confusion = np.array([[0, 2, 0], [2, 8, 0], [1, 0, 9]])
+def test_confused_pairs_break_ties_by_their_share_of_the_true_classs_mistakes_and_stop_at_the_limit():
+    confusion = np.array([[5, 2, 1], [2, 8, 0], [0, 0, 9]])
     before = confusion.copy()
-    # (0 -> 1) and (1 -> 0) are both 2 videos: all of class 0's, a fifth of class 1's
-    assert artifacts.confused_pairs(confusion) == [(0, 1, 2), (1, 0, 2), (2, 0, 1)]
-    assert artifacts.confused_pairs(confusion, limit=1) == [(0, 1, 2)]
+    # (0 -> 1) and (1 -> 0) are both 2 videos: two thirds of class 0's mistakes, all of class 1's
+    assert artifacts.confused_pairs(confusion) == [(1, 0, 2), (0, 1, 2), (0, 2, 1)]
+    assert artifacts.confused_pairs(confusion, limit=1) == [(1, 0, 2)]
     assert (confusion == before).all(), "the diagonal is left in the caller's matrix"
     assert len(artifacts.confused_pairs(np.ones((6, 6), dtype=int))) == artifacts.TOP_CONFUSED_PAIRS == 20
 
