@@ -88,7 +88,7 @@ def write_run_artifacts(
 
 def prediction_rows(videos, probabilities: torch.Tensor, labels: torch.Tensor, views, names) -> list[list]:
     """One `PREDICTION_COLUMNS` row per video."""
-    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices
+    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices  # (dim=-1 is 1 too: equivalent)
     rows = []
     for video, probs, label, top_k, count in zip(videos, probabilities, labels.tolist(), top.tolist(), views):
         best = top_k[0]

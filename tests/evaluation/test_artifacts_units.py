@@ -34,9 +34,9 @@ def test_the_files_of_a_run_are_named_and_the_figures_titled_by_videos_and_views
         ["Golf", 2, "0.500000"], ["Hammering", 1, "1.000000"],
     ]  # fmt: skip
     assert logged == [(["a logger"], paths, per_class)]
-    assert paths["per_class_accuracy"].read_text() == "class,support,accuracy\n" + "".join(
+    assert paths["per_class_accuracy"].read_bytes().decode() == "class,support,accuracy\n" + "".join(
         f"{name},{support},{accuracy}\n" for name, support, accuracy in per_class
-    )
+    )  # lines end in \n alone, not csv's default \r\n
     assert paths["confusion_matrix_csv"].read_text().splitlines()[:3] == [
         "true \\ predicted,Archery,Bowling,Diving,Fencing,Golf,Hammering",
         "Archery,1,0,0,0,0,0",
