@@ -263,7 +263,7 @@ class SweepMonitor:
         except (OSError, ValueError):
             pass
 
-    def _write(self, progress: dict[str, Any], force: bool = False) -> None:
+    def _write(self, progress: dict[str, Any], force: bool) -> None:
         """progress.json when something but the clock changed, and at least every 30 s."""
         clockless = {k: v for k, v in progress.items() if k not in ("updated_at", "elapsed_s", "time_left_s")}
         clockless["running_jobs"] = [
