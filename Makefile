@@ -30,7 +30,7 @@ test-all: test  ## every test: the fast ones, then the slow ones (real command l
 # One module at a time, one test process, at the lowest priority; mutmut's settings (which files, which
 # tests) are [tool.mutmut] in pyproject.toml. Long (minutes per module): not part of CI. docs/testing.md
 MUTATION_MODULES ?= report.stats report.comparisons report.results_validation data.splits data.clips safety \
-	evaluation sweeps.progress data.training_batches data.decode_check
+	evaluation sweeps.progress sweeps.time_left data.training_batches data.decode_check
 
 mutation: $(STAMP)  ## mutation testing of the pure-logic modules (MUTATION_MODULES=... picks some)
 	for module in $(MUTATION_MODULES); do \

@@ -20,6 +20,7 @@ def find_decode_problem(
         container = open_video(path)
     except VideoDecodeError as err:
         return str(err)
+    # (in_worker picks the decoder's and the scaler's threads, not the frames: its mutants are equivalent here)
     with container:
         try:
             stream = video_stream(container, path, in_worker=False)
@@ -29,7 +30,7 @@ def find_decode_problem(
         except Exception as err:  # noqa: BLE001 - as in decode_clip: the video's fault
             return f"cannot decode {path}: {type(err).__name__}: {err}"
         total, decoded, failure = count_frames(stream), 0, ""
-        frame_rows = np.empty((to_rgb.height, to_rgb.width, 3), np.uint8)
+        frame_rows = np.empty((to_rgb.height, to_rgb.width, 3), np.uint8)  # (scratch rows: any dtype is equivalent)
         try:
             for frame in container.decode(stream):
                 to_rgb(frame, frame_rows)

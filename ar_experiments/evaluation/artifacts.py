@@ -4,6 +4,9 @@ What a paper's error analysis needs from one run: every test video's
 prediction, accuracy per class, the confusion matrix (as numbers and as a
 figure) and the pairs of classes confused most. The same figures and the
 per-class table go to W&B when a W&B logger is active.
+
+Mutation testing (docs/testing.md) covers the numbers and the order of the classes, not the figures'
+drawing (sizes, fonts, colours): the two plot functions are marked `no mutate`, as no test reads pixels.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def write_run_artifacts(
 
 def prediction_rows(videos, probabilities: torch.Tensor, labels: torch.Tensor, views, names) -> list[list]:
     """One `PREDICTION_COLUMNS` row per video."""
-    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices
+    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices  # (dim=-1 is 1 too: equivalent)
     rows = []
     for video, probs, label, top_k, count in zip(videos, probabilities, labels.tolist(), top.tolist(), views):
         best = top_k[0]
@@ -136,11 +139,12 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> No
 
 def _row_normalised(confusion: np.ndarray) -> np.ndarray:
     support = confusion.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
+    return np.where(support > 0, confusion / np.maximum(support, 1), np.nan)
 
 
-def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+def plot_confusion_matrix(
+    confusion: np.ndarray, names: Sequence[str], path: Path, title: str
+) -> None:  # pragma: no mutate block
     """Row-normalised confusion matrix, classes sorted by accuracy (best first).
 
     Sorting puts the weak classes, and what they are mistaken for, together at
@@ -155,7 +159,7 @@ def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Pat
 
     fractions = _row_normalised(confusion)
     accuracy = np.diag(fractions)
-    order = sorted(range(len(names)), key=lambda c: (np.isnan(accuracy[c]), -np.nan_to_num(accuracy[c]), names[c]))
+    order = classes_by_accuracy(accuracy, names)
     shown = fractions[np.ix_(order, order)]
     count = len(names)
     side = max(6.0, 0.15 * count + 3.0)
@@ -189,6 +193,11 @@ def plot_confusion_matrix(confusion: np.ndarray, names: Sequence[str], path: Pat
     plt.close(fig)
 
 
+def classes_by_accuracy(accuracy: np.ndarray, names: Sequence[str]) -> list[int]:
+    """Class numbers, best accuracy first, then by name; classes without test videos (NaN) last."""
+    return sorted(range(len(names)), key=lambda c: (np.isnan(accuracy[c]), -np.nan_to_num(accuracy[c]), names[c]))
+
+
 def _percent(value: float) -> str:
     return "no videos" if np.isnan(value) else f"{100 * value:.0f}%"
 
@@ -199,11 +208,14 @@ def confused_pairs(confusion: np.ndarray, limit: int = TOP_CONFUSED_PAIRS) -> li
     np.fill_diagonal(off_diagonal, 0)
     fractions = np.nan_to_num(_row_normalised(off_diagonal))
     pairs = [(int(t), int(p), int(off_diagonal[t, p])) for t, p in zip(*np.nonzero(off_diagonal))]
+    # (np.nonzero gives the pairs in (true, predicted) order already: the last key's mutants are equivalent)
     pairs.sort(key=lambda pair: (-pair[2], -fractions[pair[0], pair[1]], pair[0], pair[1]))
     return pairs[:limit]
 
 
-def plot_confused_pairs(confusion: np.ndarray, names: Sequence[str], path: Path, title: str) -> None:
+def plot_confused_pairs(
+    confusion: np.ndarray, names: Sequence[str], path: Path, title: str
+) -> None:  # pragma: no mutate block
     """Horizontal bars of the most confused true -> predicted pairs, with the share of the true class."""
     import matplotlib
 

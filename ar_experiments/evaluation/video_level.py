@@ -102,10 +102,10 @@ def union_over_ranks(items: set[str]) -> set[str]:
 
 def accuracy_summary(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Top-1, top-5 and mean class accuracy of video-level predictions, as fractions."""
-    if len(labels) == 0:
+    if len(labels) == 0:  # (float("NAN") is the same nan: equivalent mutants)
         return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan")}
     k = min(5, num_classes)
-    topk = probabilities.topk(k, dim=1).indices
+    topk = probabilities.topk(k, dim=1).indices  # (dim=-1 is dim 1 of (N, C): an equivalent mutant)
     correct = topk[:, 0] == labels
     per_class = [correct[labels == c].float().mean() for c in range(num_classes) if (labels == c).any()]
     return {

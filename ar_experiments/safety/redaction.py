@@ -164,7 +164,7 @@ def redact_yaml_file(path: Path) -> bool:
     try:
         text = OmegaConf.to_yaml(OmegaConf.create(cleaned))
     except OmegaConfBaseException:  # a redacted value broke an interpolation's syntax: plain YAML keeps the record
-        text = yaml.safe_dump(cleaned, sort_keys=False)
+        text = yaml.safe_dump(cleaned, sort_keys=False)  # (sort_keys=None is as false: an equivalent mutant)
     atomic_write_text(path, text)
     return True
 

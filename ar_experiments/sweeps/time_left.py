@@ -45,6 +45,8 @@ STALL_AFTER_S = 600.0
 
 def job_kind(overrides: list[str], default: JobKind) -> JobKind:
     """(model, frames) of a job from its command-line overrides (`model=slowfast`, `frames=16`)."""
+    # (no model name or frame count holds "=" or starts with X, and a missing value falls back below: the mutants
+    # of the split, the strip and the get's default are equivalent)
     values = dict(item.lstrip("+").split("=", 1) for item in overrides if "=" in item)
     frames = values.get("frames", default[1])
     return str(values.get("model", default[0])), int(frames) if str(frames).isdigit() else default[1]
@@ -111,7 +113,7 @@ def pace_left(job: dict[str, Any], now: float) -> float:
 
 def job_left(job: dict[str, Any], times: JobTimes, now: float) -> float:
     expected = times.expected(status_kind(job)) - running_seconds(job, now)
-    return max(expected, pace_left(job, now), 0.0)
+    return max(expected, pace_left(job, now), 0.0)  # (pace_left is never below 0: dropping 0.0 is equivalent)
 
 
 def estimate_time_left(

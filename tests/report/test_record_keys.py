@@ -57,3 +57,31 @@ def test_a_key_the_record_does_not_define_cannot_be_set():
         record.test_top1_mv = 0.5
     with pytest.raises(TypeError):
         RunRecord(test_top1_mv=0.5)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b" \n", " is empty"),
+        (b"\xff\xfe", " cannot be read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+        (b'{"status": ', " is not JSON (Expecting value: line 1 column 12 (char 11))"),
+        (b"[1, 2]", ": holds a list, not a JSON object"),
+        (b'{"test_top1": "0.6", "seed": 1.5}', ": test_top1 is '0.6', not a number"),
+    ],
+)
+def test_a_results_file_that_cannot_be_believed_is_refused_naming_the_file_and_the_first_reason(
+    tmp_path, content, reason
+):
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    assert read_results(path) == (None, f"{path}{reason}")
+
+
+def test_a_sound_results_file_is_read_as_it_is_and_a_folder_in_its_place_cannot_be_read(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"status": "completed", "test_top1": 0.5, "note": "caf\u00e9"}', encoding="utf-8")
+    assert read_results(path) == ({"status": "completed", "test_top1": 0.5, "note": "caf\u00e9"}, None)
+    folder = tmp_path / "0" / "results.json"
+    folder.mkdir(parents=True)
+    record, problem = read_results(folder)
+    assert record is None and problem.startswith(f"{folder} cannot be read: [Errno 21] Is a directory")

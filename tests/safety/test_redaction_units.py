@@ -123,3 +123,11 @@ def test_secret_names_by_their_dotted_parts(name, secret):
 
 def test_assignments_inside_a_quoted_value_are_redacted_and_the_rest_kept():
     assert redaction.redact_text('+cmd="run --token=abc123 now"') == f'+cmd="run --token={REDACTED} now"'
+
+
+def test_a_secret_that_breaks_an_interpolation_when_redacted_is_written_as_plain_yaml_in_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("A_TOKEN", "abcdefgh1234")  # `<redacted>` is no valid interpolation argument
+    saved = tmp_path / "config.yaml"
+    saved.write_text("url: ${oc.env:URL,abcdefgh1234}\nmodel: x3d_m\n")
+    assert redact_yaml_file(saved)
+    assert saved.read_text() == f"url: ${{oc.env:URL,{REDACTED}}}\nmodel: x3d_m\n"

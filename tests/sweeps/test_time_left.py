@@ -11,6 +11,7 @@ import pytest
 
 from ar_experiments.report.progress import progress_text
 from ar_experiments.safety.atomic import atomic_write_json
+from ar_experiments.sweeps import time_left
 from ar_experiments.sweeps.job_status import JOBS_FOLDER, RUNNING, WAITING, read_json, update_job_status
 from ar_experiments.sweeps.progress import SweepMonitor
 from ar_experiments.sweeps.time_left import estimate_time_left, job_kind
@@ -123,6 +124,8 @@ def test_a_job_without_progress_is_named_on_the_console_in_progress_json_and_rep
 def test_a_jobs_kind_comes_from_its_overrides_or_the_sweeps_defaults():
     assert job_kind(["model=slowfast", "frames=16", "split=2"], ("x3d_m", 8)) == ("slowfast", 16)
     assert job_kind(["split=2", "+trainer.x=1"], ("x3d_m", 8)) == ("x3d_m", 8)
+    assert job_kind(["+model=slowfast", "+frames=6", "seed"], ("x3d_m", 8)) == ("slowfast", 6)
+    assert job_kind(["frames=${oc.env:F}", "tag=a=b"], ("x3d_m", 8)) == ("x3d_m", 8)
 
 
 def test_a_training_job_writes_its_pace_and_a_heartbeat_to_its_status_file(tmp_path, monkeypatch):
@@ -148,3 +151,82 @@ def test_a_training_job_writes_its_pace_and_a_heartbeat_to_its_status_file(tmp_p
     assert [fields["epoch"] for fields in epochs] == [1, 2] and epochs[0]["max_epochs"] == 2
     assert epochs[0]["epoch_started_at"] <= epochs[1]["epoch_started_at"]
     assert writes.count({}) >= 2 * (3 + 1), "a heartbeat after each training and validation batch"
+
+
+def test_a_kinds_relative_cost_is_its_listed_point_or_linear_between_and_beyond_them():
+    assert [time_left.relative_cost(("x3d_m", frames)) for frames in (6, 8, 16)] == [68.0, 80.0, 121.0]
+    assert [time_left.relative_cost(("slowfast", frames)) for frames in (6, 8, 16)] == [146.0, 149.0, 222.0]
+    assert time_left.relative_cost(("x3d_m", 12)) == 100.5  # halfway from 8 to 16
+    assert time_left.relative_cost(("x3d_m", 32)) == 203.0  # the 8-16 segment continued
+    assert time_left.relative_cost(("slowfast", 4)) == 143.0  # the 6-8 segment continued down
+    assert time_left.relative_cost(("c3d", 8)) is None and time_left.relative_cost(None) is None
+
+
+def test_a_two_point_cost_line_is_enough_and_few_frames_cost_at_least_half_the_cheapest(monkeypatch):
+    monkeypatch.setattr(time_left, "RELATIVE_COST", {"a": {8: 100.0, 16: 300.0}, "b": {8: 100.0}})
+    assert time_left.relative_cost(("a", 12)) == 200.0
+    assert time_left.relative_cost(("a", 6)) == 50.0  # the line says 50: just the floor
+    assert time_left.relative_cost(("a", 2)) == 50.0  # the line says -50
+    assert time_left.relative_cost(("b", 8)) is None  # one point gives no line
+
+
+def test_expected_times_come_from_the_kind_then_the_sweeps_scale_then_the_mean():
+    finished = [
+        {"state": "completed", "seconds": 100.0, "model": "x3d_m", "frames": 8},
+        {"state": "completed", "seconds": 140.0, "model": "x3d_m", "frames": 8},
+        {"state": "completed", "seconds": 50.0, "model": "c3d", "frames": 6},  # no relative cost
+        {"state": "completed", "seconds": 20.0},  # no kind
+        {"state": "failed", "seconds": 500.0, "model": "slowfast", "frames": 16},  # counts while none completed
+        {"state": "skipped", "seconds": 1.0, "model": "x3d_m", "frames": 8},  # took no time
+        {"state": "completed", "model": "x3d_m", "frames": 6},  # no time recorded
+    ]
+    times = time_left.JobTimes(finished)
+    assert times.known and times.mean == pytest.approx(310.0 / 4)
+    assert times.by_kind == {("x3d_m", 8): 120.0, ("c3d", 6): 50.0}
+    assert times.scale == 1.5  # 120 s where the relative cost is 80
+    assert times.expected(("x3d_m", 8)) == 120.0
+    assert times.expected(("slowfast", 16)) == 1.5 * 222.0
+    assert times.expected(("c3d", 8)) == times.expected(None) == pytest.approx(310.0 / 4)
+    failed_only = time_left.JobTimes([finished[4], {"state": "failed", "seconds": 300.0}])
+    assert failed_only.known and failed_only.mean == 400.0 and failed_only.scale is None
+    unknown = time_left.JobTimes([finished[5], finished[6]])
+    assert not unknown.known and unknown.mean == 0.0 and unknown.expected(("x3d_m", 8)) == 0.0
+
+
+def test_a_running_jobs_own_pace_counts_its_epochs_since_its_training_started():
+    job = {"train_started_at": 100.0, "epoch": 3, "max_epochs": 5, "epoch_started_at": 300.0}
+    # 2 epochs in 200 s: 50 s left of epoch 3, then 2 more epochs of 100 s
+    assert time_left.pace_left(job, now=350.0) == 250.0
+    assert time_left.pace_left({**job, "train_first_epoch": 2}, now=350.0) == 150.0 + 2 * 200.0  # resumed at 2
+    assert time_left.pace_left({**job, "epoch_started_at": 500.0}, now=800.0) == 2 * 200.0  # overdue epoch: 0
+    first = {"train_started_at": 100.0, "epoch": 1, "max_epochs": 5}  # its first epoch has taken 60 s so far
+    assert time_left.pace_left(first, now=160.0) == 4 * 60.0
+    for idle in ({**job, "stage": "test"}, {**job, "max_epochs": None}, {"epoch": 3, "max_epochs": 5}):
+        assert time_left.pace_left(idle, now=350.0) == 0.0
+
+
+def test_running_and_quiet_seconds_count_from_the_latest_known_moment():
+    job = {"started_at": 10.0}
+    assert time_left.running_seconds(job, 100.0) == time_left.no_progress_seconds(job, 100.0) == 90.0
+    job["running_since"] = 40.0
+    assert time_left.running_seconds(job, 100.0) == time_left.no_progress_seconds(job, 100.0) == 60.0
+    job["updated_at"] = 95.0
+    assert time_left.running_seconds(job, 100.0) == 60.0 and time_left.no_progress_seconds(job, 100.0) == 5.0
+    assert time_left.running_seconds({}, 100.0) == time_left.no_progress_seconds({}, 100.0) == 0.0
+
+
+def test_the_work_left_is_shared_by_the_jobs_at_once():
+    finished = [{"state": "completed", "seconds": 100.0}]
+    running = [{"started_at": 0.0}]  # 30 s in: 70 s left
+    assert estimate_time_left(finished, running, [None, None], at_once=2, now=30.0) == 135.0
+    assert estimate_time_left(finished, running, [None, None], at_once=0, now=30.0) == 270.0
+    assert estimate_time_left(finished, [], [], at_once=1, now=30.0) == 0.0
+    assert estimate_time_left([{"state": "completed"}], running, [None], at_once=1, now=30.0) is None
+    too_long = {"started_at": 0.0, "model": "x3d_m", "frames": 8}
+    assert time_left.job_left(too_long, time_left.JobTimes(finished), now=150.0) == 0.0
+
+
+def test_a_status_file_gives_a_kind_only_with_both_model_and_frames():
+    assert time_left.status_kind({"model": "slowfast", "frames": "16"}) == ("slowfast", 16)
+    assert time_left.status_kind({"model": "slowfast"}) is None
+    assert time_left.status_kind({"frames": 16}) is None
