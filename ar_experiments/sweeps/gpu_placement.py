@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..safety.atomic import read_json
 from .gpu_slots import SlotPool, slots_folder, visible_gpus
 from .job_status import RUNNING, WAITING
 
@@ -103,17 +104,6 @@ def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
     return count, count > 1 or "ddp" in strategy
 
 
-def _completed_before(cfg: Any) -> bool:
-    """A job whose folder holds a completed run is skipped by train(): it needs no GPU."""
-    import json
-
-    path = Path(str(cfg.paths.output_dir)) / "results.json"
-    try:
-        return json.loads(path.read_text()).get("status") == "completed"
-    except (OSError, ValueError):
-        return False
-
-
 def _jobs_at_once() -> int | None:
     from .cpu_share import parallel_jobs
 
@@ -129,7 +119,9 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
     The caller passes them on as `trainer.devices`; `status` hears the job's state (waiting, running)."""
     global _PREVIOUS_GPU
     reason = placement_wanted(cfg)
-    if reason is not None or _completed_before(cfg):
+    # a job whose folder holds a completed run is skipped by train(): it needs no GPU
+    completed_before = (read_json(Path(str(cfg.paths.output_dir)) / "results.json") or {}).get("status") == "completed"
+    if reason is not None or completed_before:
         yield None
         return
     import torch

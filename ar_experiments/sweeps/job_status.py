@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -12,7 +11,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from ..safety.atomic import atomic_write_json
+from ..safety.atomic import atomic_write_json, read_json
 from ..safety.redaction import redact_text
 from ..safety.secret_names import safe_name
 
@@ -31,13 +30,6 @@ FINISHED = (COMPLETED, FAILED, SKIPPED)
 
 def now_iso(clock: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if clock is None else clock, timezone.utc).isoformat(timespec="seconds")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # not there yet, or being replaced (atomic writes: never torn, but a rename may race a read)
 
 
 # --- the job's side ---------------------------------------------------------------------------
