@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..safety.atomic import read_json
+from .cpu_share import hydra_launcher, jobs_at_once
 from .gpu_slots import SlotPool, slots_folder, visible_gpus
 from .job_status import RUNNING, WAITING
 
@@ -62,16 +63,6 @@ _PREVIOUS_GPU: int | None = None
 """The CUDA index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
 
 # --- the job's side ---------------------------------------------------------------------------
-
-
-def _hydra_launcher() -> tuple[bool, Any]:
-    """(whether this job is part of a multirun, the launcher's config)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return False, None
-    hydra = HydraConfig.get()
-    return hydra.mode.name == "MULTIRUN", hydra.launcher
 
 
 def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | None:
@@ -90,8 +81,7 @@ def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | No
         return "a rank started by torchrun: its local rank names its GPU"
     if int(env.get("SLURM_STEP_NUM_TASKS") or 1) > 1:
         return "a task of a multi-task srun step: SLURM and Lightning give each rank its GPU"
-    _, launcher = _hydra_launcher()
-    if "SUBMITIT_EXECUTOR" in env or (launcher is not None and "submitit" in str(launcher.get("_target_", ""))):
+    if "SUBMITIT_EXECUTOR" in env or "submitit" in str(hydra_launcher().get("_target_", "")):
         return "submitit gives each task its GPUs"
     return None
 
@@ -102,14 +92,6 @@ def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
     count = visible if str(devices).strip() in ("auto", "-1") else int(devices)
     strategy = str(cfg.trainer.get("strategy", "auto"))
     return count, count > 1 or "ddp" in strategy
-
-
-def _jobs_at_once() -> int | None:
-    from .cpu_share import parallel_jobs
-
-    _, launcher = _hydra_launcher()
-    n_jobs = launcher.get("n_jobs") if launcher is not None else None
-    return None if n_jobs is None else parallel_jobs(int(n_jobs), os.cpu_count() or 1)
 
 
 @contextlib.contextmanager
@@ -134,7 +116,7 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
     jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
     pool = SlotPool(slots_folder(), gpus, jobs_per_gpu)
     needed, whole = _gpus_needed(cfg, len(gpus))
-    at_once = _jobs_at_once()
+    at_once = jobs_at_once(hydra_launcher())
     if at_once is not None and at_once < pool.slots and not whole:
         log.warning(
             "%d jobs run at once but there are %d GPU slots (%d GPU(s) x jobs_per_gpu=%d): "

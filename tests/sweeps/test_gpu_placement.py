@@ -144,8 +144,8 @@ def machine(monkeypatch, tmp_path):
 
     def setup(count: int, n_jobs: int = 2, launcher: str = "hydra_plugins.hydra_joblib_launcher.JoblibLauncher",
               multirun: bool = True, **env: str):  # fmt: skip
-        hydra = (True, {"n_jobs": n_jobs, "_target_": launcher}) if multirun else (False, {"_target_": "basic"})
-        monkeypatch.setattr(gpu_placement, "_hydra_launcher", lambda: hydra)
+        hydra = {"n_jobs": n_jobs, "_target_": launcher} if multirun else {"_target_": "basic"}
+        monkeypatch.setattr(gpu_placement, "hydra_launcher", lambda: hydra)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
         monkeypatch.setattr(gpu_placement, "_PREVIOUS_GPU", None)
         for name in ("LOCAL_RANK", "SUBMITIT_EXECUTOR", "CUDA_VISIBLE_DEVICES", *SLURM):
@@ -318,7 +318,7 @@ def test_which_jobs_are_placed(machine, compose_config, tmp_path, monkeypatch):
     assert "srun" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"SLURM_STEP_NUM_TASKS": "2"})
     assert "torchrun" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"LOCAL_RANK": "1"})
     assert "submitit" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"SUBMITIT_EXECUTOR": "slurm"})
-    monkeypatch.setattr(gpu_placement, "_hydra_launcher", lambda: (True, {"_target_": "x.submitit.SlurmLauncher"}))
+    monkeypatch.setattr(gpu_placement, "hydra_launcher", lambda: {"_target_": "x.submitit.SlurmLauncher"})
     assert "submitit" in placement_wanted(gpu_job(compose_config, tmp_path, "e"))
 
 
