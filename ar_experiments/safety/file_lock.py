@@ -79,7 +79,6 @@ def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> Hel
 @contextmanager
 def waiting_for(path: Path, poll_s: float = 0.05) -> Iterator[HeldLock]:
     """Hold `path` for the block, waiting as long as another process holds it (a short critical section)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path), timeout=-1, poll_interval=poll_s, thread_local=False)
     with lock:
         yield HeldLock(path, lock)

@@ -104,6 +104,7 @@ def fit_and_test(
 
     from ..evaluation.artifacts import write_run_artifacts
     from ..safety.safe_load import explain_unsafe_checkpoint
+    from ..sweeps.gpu_placement import trainer_device
     from .callbacks import ResumableTraining, TrainingThroughput
     from .loggers import build_loggers
     from .run_record import clean_number
@@ -136,7 +137,7 @@ def fit_and_test(
         best_val=clean_number(checkpoint.best_model_score) if checkpoint is not None else None,
         best_checkpoint=best_path,
         epochs=trainer.current_epoch,
-        device=_device_name(trainer),
+        device=trainer_device(trainer),
         world_size=trainer.world_size,
         train_seconds=throughput.train_seconds,
         train_clips_per_s=throughput.clips_per_second,
@@ -149,10 +150,3 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     from hydra.utils import instantiate
 
     return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
-
-
-def _device_name(trainer) -> str:
-    """What the run trained on: "cpu", "cuda:3 (NVIDIA H200)", "cuda:0,1 (2 x NVIDIA H200)" (sweeps/)."""
-    from ..sweeps.gpu_placement import trainer_device
-
-    return trainer_device(trainer)
