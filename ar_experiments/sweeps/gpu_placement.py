@@ -1,44 +1,20 @@
 """GPU placement: each GPU job claims a GPU slot of its own before CUDA starts, machine-wide.
 
-With `trainer=gpu` (or `trainer=ddp`), a job (of a multirun under a local
-launcher, basic or joblib, or a single run) claims `jobs_per_gpu`-th shares
-("slots") of its GPUs through lock files in one folder per user and machine
-(gpu_slots.slots_folder: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots),
-so sweeps and single runs started separately share the GPUs:
+What a user sees (which jobs are placed, on which GPU, waiting, SLURM allocations, DDP jobs taking
+whole GPUs, what is left alone) is in docs/sweeps.md, "Every GPU of one machine (GPU placement)"; the
+slots and their lock files are gpu_slots.py's.
 
-- the GPUs are those CUDA_VISIBLE_DEVICES allows, else inside a SLURM
-  allocation its SLURM_STEP_GPUS / SLURM_JOB_GPUS, else all of the machine's;
-  inside an allocation the slots are the allocation's own (a sub-folder per job id);
-- a one-GPU job takes one slot, on the GPU with the most free slots (so jobs
-  spread over the GPUs before they pack), preferring the GPU its process used
-  for an earlier job; a DDP job takes every slot of as many GPUs as it asks
-  for (`trainer.devices`: a number, or `auto` for all), all at once or none;
-- a job that finds no free slot waits for one, says so in one line (naming the
-  processes that hold the GPUs) and in its status (`waiting`, which the sweep's
-  time-left estimate does not count as running);
-- a slot is a lock file (safety/file_lock.py): the job releases it when it
-  ends, and the kernel releases it when the process dies, so a failed or killed
-  job frees its GPU for the next.
+`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in this process, and the
+caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
+workers are reused from job to job, and once CUDA has started in a process its visible devices are
+fixed, so the second job of a worker could not move to another GPU. With `trainer.devices=[i]`
+Lightning makes `cuda:i` the current device before anything is put on the GPU, so a job creates a
+CUDA context on its own GPU only (a reused worker that moves keeps the earlier context, a few hundred
+MB, which the preference for its previous GPU makes rare). Between jobs `release_gpu_memory` hands
+the worker's cached blocks back to the driver.
 
-`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in
-this process (CUDA's numbering under the inherited CUDA_VISIBLE_DEVICES), and the
-caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES:
-joblib's loky workers are reused from job to job, and once CUDA has started in a
-process its visible devices are fixed, so the second job of a worker could not
-move to another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the
-process's current device before anything is put on the GPU, so a job creates a
-CUDA context on its own GPU only (a reused worker that moves to another GPU keeps
-the earlier context, a few hundred MB, which the preference for its previous GPU
-makes rare). Between jobs `release_gpu_memory` hands the worker's cached blocks
-back to the driver.
-
-Left alone: submitit jobs (submitit has SLURM give each task its GPUs), the
-tasks of a multi-task srun step and ranks started by torchrun (each rank takes
-the GPU of its local rank), a `trainer.devices` that is already a list, and
-`sweep.gpu_placement=false`.
-
-This module imports no torch at load time, so the placement logic is testable
-with a simulated list of GPUs and environment.
+This module imports no torch at load time, so the placement logic is testable with a simulated list
+of GPUs and environment.
 """
 
 from __future__ import annotations
