@@ -98,12 +98,6 @@ class Claim:
             lock.release()
         self.locks = []
 
-    def __enter__(self) -> Claim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
 
 class SlotPool:
     """`jobs_per_gpu` slots per GPU, shared by every process through lock files in `folder`."""

@@ -6,7 +6,7 @@ The run (run.py) turns these into its record and writes it, also when the fit fa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +87,7 @@ def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
         class_names=class_names,
         optimizer=resolved["optimizer"],
         scheduler=resolved["scheduler"],
-        view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
+        view_settings=asdict(ViewSettings.from_data_config(cfg.data)),
         train_batch_size=cfg.data.batch_size,
     )
     pretrained = load_pretrained(module.net, weights) if weights is not None else None
