@@ -98,7 +98,7 @@ class JobStatusCallback(Callback):
         path = os.environ.pop(STATUS_ENV, None)
         if not path:
             return
-        from hydra.core.utils import JobStatus
+        from .failures import failure_of
 
         status = read_json(Path(path)) or {}
         job_dir = Path(str(config.hydra.runtime.output_dir))
@@ -106,9 +106,8 @@ class JobStatusCallback(Callback):
         results = read_json(results_path) or {}
         fields: dict[str, Any] = {"ended_at": time.time()}
         fields["seconds"] = round(fields["ended_at"] - status.get("started_at", fields["ended_at"]), 1)
-        if job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # .return_value would re-raise it
-            fields.update(state=FAILED, error=redact_text(f"{type(error).__name__}: {error}"))
+        if (failure := failure_of(job_return)) is not None:
+            fields.update(state=FAILED, error=redact_text(failure.error))
         else:
             before = status.get("completed_before")
             unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before
