@@ -48,10 +48,6 @@ class HeldLock:
     def __init__(self, path: Path, lock: filelock.BaseFileLock):
         self.path, self.lock = path, lock
 
-    @property
-    def held(self) -> bool:
-        return self.lock.is_locked
-
     def release(self, remove: bool = False) -> None:
         """Free the lock; `remove`: delete the file too (while still held, so nobody else's file goes)."""
         if not self.lock.is_locked:

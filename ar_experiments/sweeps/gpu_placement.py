@@ -142,16 +142,14 @@ def release_gpu_memory() -> None:
 # --- what results.json says -------------------------------------------------------------------
 
 
-def describe_device(
-    kind: str, indices: list[int] | None = None, names: list[str] | None = None, world_size: int = 1
-) -> str:
-    """`cpu`, `cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes)."""
-    if kind != "cuda" or not indices:
-        return kind
-    names = names or []
+def describe_device(indices: list[int], names: list[str], world_size: int = 1) -> str:
+    """`cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes); without
+    the GPUs' names, `cuda:3`."""
+    devices = f"cuda:{','.join(str(index) for index in indices)}"
+    if not names:
+        return devices
     distinct = sorted(set(names))
     model = distinct[0] if len(distinct) == 1 else " + ".join(names)
-    devices = f"cuda:{','.join(str(index) for index in indices)}"
     if len(indices) == 1 and world_size <= 1:
         return f"{devices} ({model})"
     across = f" on {world_size} processes" if world_size > len(indices) else ""
@@ -168,7 +166,7 @@ def trainer_device(trainer: Any) -> str:
     devices = getattr(trainer.strategy, "parallel_devices", None) or [root]
     indices = [device.index if device.index is not None else torch.cuda.current_device() for device in devices]
     names = [torch.cuda.get_device_name(index) for index in indices]
-    return describe_device("cuda", indices, names, world_size=trainer.world_size)
+    return describe_device(indices, names, world_size=trainer.world_size)
 
 
 def planned_device(cfg: Any) -> str | None:
@@ -186,5 +184,4 @@ def planned_device(cfg: Any) -> str | None:
         names = [torch.cuda.get_device_name(int(index)) for index in devices]
     except Exception:  # noqa: BLE001 - the names are a courtesy; no GPU here, or CUDA failed
         names = []
-    indices = [int(index) for index in devices]
-    return describe_device("cuda", indices, names) if names else f"cuda:{','.join(map(str, indices))}"
+    return describe_device([int(index) for index in devices], names)

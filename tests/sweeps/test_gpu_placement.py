@@ -405,10 +405,10 @@ def test_results_json_peak_gpu_memory_is_the_runs_and_null_on_cpu(simulated_cuda
 
 
 def test_results_json_device_text():
-    assert describe_device("cpu") == "cpu"
-    assert describe_device("cuda", [3], ["NVIDIA H200"]) == "cuda:3 (NVIDIA H200)"
-    assert describe_device("cuda", [0, 1], ["NVIDIA H200"] * 2, world_size=2) == "cuda:0,1 (2 x NVIDIA H200)"
-    assert describe_device("cuda", [0, 1], ["A"] * 2, world_size=4) == "cuda:0,1 (2 x A on 4 processes)"
+    assert describe_device([3], []) == "cuda:3", "a failed run's GPU where CUDA could not name it"
+    assert describe_device([3], ["NVIDIA H200"]) == "cuda:3 (NVIDIA H200)"
+    assert describe_device([0, 1], ["NVIDIA H200"] * 2, world_size=2) == "cuda:0,1 (2 x NVIDIA H200)"
+    assert describe_device([0, 1], ["A"] * 2, world_size=4) == "cuda:0,1 (2 x A on 4 processes)"
 
 
 def test_packing_bench_runs_the_grid_one_at_a_time_then_k_per_gpu(capsys):
