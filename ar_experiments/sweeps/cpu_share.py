@@ -35,8 +35,8 @@ def threads_per_job() -> int | None:
     cores, and N jobs fight over the cores N times over.
     """
     launcher = hydra_launcher()
-    if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
+    if cpus := launcher.get("cpus_per_task"):
+        return int(cpus)
     at_once = jobs_at_once(launcher)
     return None if at_once is None else max(1, (os.cpu_count() or 1) // at_once)
 
