@@ -57,8 +57,8 @@ class HeldLock:
         self.lock.release()
 
 
-def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> HeldLock | None:
-    """Take `path`, or None when another live process holds it; `record_owner`: write who holds it.
+def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
+    """Take `path` and write who holds it into it, or None when another live process holds it.
 
     `wait_s`: how long to keep trying. A lock removed on release (`release(remove=True)`) needs a moment:
     a process that opened the file just before its owner removed it finds it gone and opens the new one."""
@@ -67,8 +67,7 @@ def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> Hel
         lock.acquire()
     except filelock.Timeout:
         return None
-    if record_owner:
-        _write_owner(lock)
+    _write_owner(lock)
     return HeldLock(path, lock)
 
 

@@ -49,7 +49,7 @@ def acquire(folder: Path, name: str = RUN_LOCK, what: str = "run") -> HeldLock:
     if path in _HELD:
         return _HELD[path]
     folder.mkdir(parents=True, exist_ok=True)
-    held = try_lock(path, record_owner=True, wait_s=0.5)  # the owner may be just removing it on its way out
+    held = try_lock(path, wait_s=0.5)  # the owner may be just removing it on its way out
     if held is None:
         raise FolderInUse([_in_use_message(folder, what, read_owner(path))])
     _HELD[path] = held
