@@ -137,16 +137,14 @@ def compose_config():
 def process_state_restored():
     """Puts back what a run in this process changes for the code after it: signal handlers (GracefulStop),
     PyTorch's threads and matmul precision, the random generators (seed_everything), environment variables,
-    logging handlers and levels, Hydra's job config, Lightning's rank and the globals of training/ranks.py."""
+    logging handlers and levels, Hydra's job config and Lightning's rank."""
     from hydra.core.hydra_config import HydraConfig
     from pytorch_lightning.utilities import rank_zero_only
-
-    from ar_experiments.training import ranks
 
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     threads, matmul = torch.get_num_threads(), torch.get_float32_matmul_precision()
     generators = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    environment, rank_globals = dict(os.environ), dict(vars(ranks))
+    environment = dict(os.environ)
     loggers = [logging.root, *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
     logger_state = [(logger, logger.level, _own_handlers(logger), logger.propagate) for logger in loggers]
     hydra_config, rank = HydraConfig.instance().cfg, getattr(rank_zero_only, "rank", 0)
@@ -163,7 +161,6 @@ def process_state_restored():
         for name in set(os.environ) - set(environment):
             del os.environ[name]
         os.environ.update(environment)
-        vars(ranks).update(rank_globals)
         for logger, level, attached, propagate in logger_state:
             for handler in _own_handlers(logger):
                 if handler not in attached:

@@ -15,15 +15,14 @@ from tests.conftest import SMALLEST_RUN, process_state_restored, tiny_overrides
 
 def process_state() -> dict:
     from hydra.core.hydra_config import HydraConfig
-
-    from ar_experiments.training import ranks
+    from pytorch_lightning.utilities import rank_zero_only
 
     return {
         "threads": torch.get_num_threads(),
         "seed": os.environ.get("PL_GLOBAL_SEED"),
         "hydra job": HydraConfig.initialized(),
         "signals": [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)],
-        "ranks": dict(vars(ranks)),
+        "rank": rank_zero_only.rank,
         "root handlers": len(logging.root.handlers),
     }
 

@@ -19,6 +19,13 @@ from ..data.video_limits import ON_BAD_VIDEO
 from .resolvers import CONF_DIR
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # optimizer.lr_scaling (training/optimization.py)
+COUNTS = {  # key: (default, least value, what the least means)
+    "data.batch_size": (1, 1, ""),
+    "data.num_workers": (0, 0, " (0 loads in-process)"),
+    "data.val_groups_per_class": (0, 0, " (0 trains on the whole trainlist, without validation)"),
+    "test.temporal_views": (1, 1, ""),
+    "optimizer.reference_batch_size": (1, 1, ""),
+}
 
 
 class ConfigError(ValueError):
@@ -50,6 +57,17 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
 
 def _is_count(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def count_problems(config: dict[str, Any]) -> list[str]:
+    """The COUNTS settings that are not whole numbers of at least their least value."""
+    problems = []
+    for key, (default, least, meaning) in COUNTS.items():
+        section, name = key.split(".")
+        value = (config.get(section) or {}).get(name, default)
+        if not _is_count(value, least):
+            problems.append(f"{key}={value!r}: use a whole number >= {least}{meaning}")
+    return problems
 
 
 def _names_subclass(target: Any, bases: tuple[type, ...]) -> bool:
@@ -87,39 +105,21 @@ def data_problems(config: dict[str, Any]) -> list[str]:
     if config.get("split") not in SPLITS:
         problems.append(f"split={config.get('split')!r}: UCF101 has the official splits {', '.join(map(str, SPLITS))}")
     crop, short_side = data.get("crop_size"), data.get("short_side")
-    if not _is_count(crop, MIN_CROP):
-        problems.append(f"data.crop_size={crop!r} is too small: models downsample space 32x; use at least {MIN_CROP}")
-    elif _is_count(short_side, 1) and crop > short_side:
-        problems.append(
-            f"data.crop_size={crop} is larger than data.short_side={short_side} (frames are scaled to that short "
-            "side, then cropped); raise data.short_side or lower data.crop_size"
-        )
-    test_crop = test.get("crop_size", crop)
-    if test_crop != crop:  # a test crop of its own (protocol=paper: the full short side)
-        if not _is_count(test_crop, MIN_CROP):
+    crops = {"data.crop_size": crop}
+    if test.get("crop_size", crop) != crop:  # a test crop of its own (protocol=paper: the full short side)
+        crops["test.crop_size"] = test["crop_size"]
+    for key, value in crops.items():
+        if not _is_count(value, MIN_CROP):
+            problems.append(f"{key}={value!r} is too small: models downsample space 32x; use at least {MIN_CROP}")
+        elif _is_count(short_side, 1) and value > short_side:
             problems.append(
-                f"test.crop_size={test_crop!r} is too small: models downsample space 32x; use >= {MIN_CROP}"
+                f"{key}={value} is larger than data.short_side={short_side} (frames are scaled to that short "
+                f"side, then cropped); raise data.short_side or lower {key}"
             )
-        elif _is_count(short_side, 1) and test_crop > short_side:
-            problems.append(
-                f"test.crop_size={test_crop} is larger than data.short_side={short_side}; "
-                "lower test.crop_size or raise data.short_side"
-            )
-    if not _is_count(data.get("val_groups_per_class", 0), 0):
-        problems.append(
-            f"data.val_groups_per_class={data.get('val_groups_per_class')!r}: use a whole number >= 0 "
-            "(0 trains on the whole trainlist, without validation)"
-        )
     if data.get("on_bad_video", "skip") not in ON_BAD_VIDEO:
         problems.append(f"data.on_bad_video={data.get('on_bad_video')!r}; choose one of {', '.join(ON_BAD_VIDEO)}")
-    if not _is_count(data.get("batch_size", 1), 1):
-        problems.append(f"data.batch_size={data.get('batch_size')!r}: use a whole number >= 1")
-    if not _is_count(data.get("num_workers", 0), 0):
-        problems.append(f"data.num_workers={data.get('num_workers')!r}: use a whole number >= 0 (0 loads in-process)")
     if test.get("spatial_crops", 1) not in SPATIAL_VIEWS:
         problems.append(f"test.spatial_crops={test.get('spatial_crops')!r}; choose one of {sorted(SPATIAL_VIEWS)}")
-    if not _is_count(test.get("temporal_views", 1), 1):
-        problems.append(f"test.temporal_views={test.get('temporal_views')!r}: use a whole number >= 1")
     if data.get("synthetic"):
         try:
             SyntheticSpec.from_config(data["synthetic"])
@@ -162,10 +162,6 @@ def optimizer_extra_problems(config: dict[str, Any]) -> list[str]:
     if optimizer.get("lr_scaling", "none") not in LR_SCALING_RULES:
         problems.append(
             f"optimizer.lr_scaling={optimizer.get('lr_scaling')!r}; choose one of {', '.join(LR_SCALING_RULES)}"
-        )
-    if not _is_count(optimizer.get("reference_batch_size", 1), 1):
-        problems.append(
-            f"optimizer.reference_batch_size={optimizer.get('reference_batch_size')!r}: use a whole number >= 1"
         )
     start, epochs = optimizer.get("average_from_epoch"), config.get("trainer", {}).get("max_epochs")
     if start is not None and not _is_count(start, 0):
@@ -213,6 +209,7 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
     problems = [
         *model_problems(config),
         *data_problems(config),
+        *count_problems(config),
         *optimisation_problems(config),
         *optimizer_extra_problems(config),
         *validation_problems(config),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,9 +36,6 @@ class ViewSettings:
         crop_size = int(data.get("test_crop_size") or data["crop_size"])
         max_aspect_ratio = data.get("max_aspect_ratio", DEFAULT_MAX_ASPECT_RATIO)
         return cls(**settings, crop_size=crop_size, max_aspect_ratio=max_aspect_ratio)
-
-    def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
 
     @property
     def views(self) -> int:

@@ -55,6 +55,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
+def read_json(path: str | os.PathLike) -> dict | None:
+    """A JSON file's content; None when it is not there, not JSON (a hand-edited or foreign file), or a rename
+    races the read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def atomic_write_json(path: str | os.PathLike, payload) -> None:
     # sort_keys=False is json's default, kept for the reader (its mutants are equivalent)
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

@@ -48,10 +48,6 @@ class HeldLock:
     def __init__(self, path: Path, lock: filelock.BaseFileLock):
         self.path, self.lock = path, lock
 
-    @property
-    def held(self) -> bool:
-        return self.lock.is_locked
-
     def release(self, remove: bool = False) -> None:
         """Free the lock; `remove`: delete the file too (while still held, so nobody else's file goes)."""
         if not self.lock.is_locked:
@@ -61,8 +57,8 @@ class HeldLock:
         self.lock.release()
 
 
-def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> HeldLock | None:
-    """Take `path`, or None when another live process holds it; `record_owner`: write who holds it.
+def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
+    """Take `path` and write who holds it into it, or None when another live process holds it.
 
     `wait_s`: how long to keep trying. A lock removed on release (`release(remove=True)`) needs a moment:
     a process that opened the file just before its owner removed it finds it gone and opens the new one."""
@@ -71,15 +67,13 @@ def try_lock(path: Path, record_owner: bool = False, wait_s: float = 0.0) -> Hel
         lock.acquire()
     except filelock.Timeout:
         return None
-    if record_owner:
-        _write_owner(lock)
+    _write_owner(lock)
     return HeldLock(path, lock)
 
 
 @contextmanager
 def waiting_for(path: Path, poll_s: float = 0.05) -> Iterator[HeldLock]:
     """Hold `path` for the block, waiting as long as another process holds it (a short critical section)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path), timeout=-1, poll_interval=poll_s, thread_local=False)
     with lock:
         yield HeldLock(path, lock)

@@ -13,6 +13,7 @@ the environment or `wandb login`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
@@ -51,19 +52,14 @@ def is_secret_name(name: str) -> bool:
     return False
 
 
-def secret_environment_values() -> list[str]:
-    """Values of environment variables named like credentials, longest first."""
-    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
-
-
-def short_secret_environment_values() -> list[str]:
-    """Values of credential-named environment variables too short to replace inside other words."""
+def secret_environment_values(shortest: int = MIN_SECRET_LENGTH, below: float = math.inf) -> list[str]:
+    """Values of environment variables named like credentials, `shortest` to `below` characters long, longest
+    first."""
     values = {
         v
         for k, v in os.environ.items()
         if is_secret_name(k)
-        and MIN_SHORT_SECRET_LENGTH <= len(v) < MIN_SECRET_LENGTH
+        and shortest <= len(v) < below
         and v.lower() not in NOT_SECRETS  # a flag such as WANDB_DISABLE_TOKEN=true would redact every `true`
     }
     return sorted(values, key=len, reverse=True)
@@ -75,7 +71,7 @@ def redact_text(text: str) -> str:
     Values of other assignments are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
     for value in secret_environment_values():
         text = text.replace(value, REDACTED)
-    for value in short_secret_environment_values():
+    for value in secret_environment_values(MIN_SHORT_SECRET_LENGTH, below=MIN_SECRET_LENGTH):
         text = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", REDACTED, text)
 
     return _redact_assignments(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +14,19 @@ def parallel_jobs(n_jobs: int, cores: int) -> int:
     return max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)
 
 
+def hydra_launcher() -> Any:
+    """This Hydra job's launcher config ({} outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().launcher if HydraConfig.initialized() else {}
+
+
+def jobs_at_once(launcher: Any) -> int | None:
+    """How many jobs `launcher` runs at once (joblib's n_jobs); None for a launcher without n_jobs."""
+    n_jobs = launcher.get("n_jobs")
+    return None if n_jobs is None else parallel_jobs(int(n_jobs), os.cpu_count() or 1)
+
+
 def threads_per_job() -> int | None:
     """The CPU share of one job: the launcher's cpus_per_task (submitit), else the cores divided
     among the jobs joblib runs at once; None (PyTorch's default) for one job at a time.
@@ -20,29 +34,17 @@ def threads_per_job() -> int | None:
     Without it every parallel job starts as many threads as the machine has
     cores, and N jobs fight over the cores N times over.
     """
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    launcher = HydraConfig.get().launcher
-    if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    n_jobs = launcher.get("n_jobs")
-    if n_jobs is None:
-        return None
-    cores = os.cpu_count() or 1
-    return max(1, cores // parallel_jobs(int(n_jobs), cores))
+    launcher = hydra_launcher()
+    if cpus := launcher.get("cpus_per_task"):
+        return int(cpus)
+    at_once = jobs_at_once(launcher)
+    return None if at_once is None else max(1, (os.cpu_count() or 1) // at_once)
 
 
 def progress_bar() -> bool:
     """Lightning's per-job progress bar: on, unless several jobs of a joblib launcher share the console
     (their bars would interleave; the sweep's own lines, progress.py, say how far it has got)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return True
-    n_jobs = HydraConfig.get().launcher.get("n_jobs")
-    return n_jobs is None or parallel_jobs(int(n_jobs), os.cpu_count() or 1) == 1
+    return (jobs_at_once(hydra_launcher()) or 1) == 1
 
 
 def console_log_level() -> str:

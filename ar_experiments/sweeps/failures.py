@@ -21,9 +21,8 @@ class JobFailure:
 
 def job_folder(job_return: Any) -> str:
     """The output folder of a job, from the Hydra config it ran with."""
-    hydra_cfg = getattr(job_return, "hydra_cfg", None)
     try:
-        return str(hydra_cfg.hydra.runtime.output_dir)
+        return str(job_return.hydra_cfg.hydra.runtime.output_dir)
     except AttributeError:
         return "?"
 

@@ -1,44 +1,20 @@
 """GPU placement: each GPU job claims a GPU slot of its own before CUDA starts, machine-wide.
 
-With `trainer=gpu` (or `trainer=ddp`), a job (of a multirun under a local
-launcher, basic or joblib, or a single run) claims `jobs_per_gpu`-th shares
-("slots") of its GPUs through lock files in one folder per user and machine
-(gpu_slots.slots_folder: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots),
-so sweeps and single runs started separately share the GPUs:
+What a user sees (which jobs are placed, on which GPU, waiting, SLURM allocations, DDP jobs taking
+whole GPUs, what is left alone) is in docs/sweeps.md, "Every GPU of one machine (GPU placement)"; the
+slots and their lock files are gpu_slots.py's.
 
-- the GPUs are those CUDA_VISIBLE_DEVICES allows, else inside a SLURM
-  allocation its SLURM_STEP_GPUS / SLURM_JOB_GPUS, else all of the machine's;
-  inside an allocation the slots are the allocation's own (a sub-folder per job id);
-- a one-GPU job takes one slot, on the GPU with the most free slots (so jobs
-  spread over the GPUs before they pack), preferring the GPU its process used
-  for an earlier job; a DDP job takes every slot of as many GPUs as it asks
-  for (`trainer.devices`: a number, or `auto` for all), all at once or none;
-- a job that finds no free slot waits for one, says so in one line (naming the
-  processes that hold the GPUs) and in its status (`waiting`, which the sweep's
-  time-left estimate does not count as running);
-- a slot is a lock file (safety/file_lock.py): the job releases it when it
-  ends, and the kernel releases it when the process dies, so a failed or killed
-  job frees its GPU for the next.
+`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in this process, and the
+caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
+workers are reused from job to job, and once CUDA has started in a process its visible devices are
+fixed, so the second job of a worker could not move to another GPU. With `trainer.devices=[i]`
+Lightning makes `cuda:i` the current device before anything is put on the GPU, so a job creates a
+CUDA context on its own GPU only (a reused worker that moves keeps the earlier context, a few hundred
+MB, which the preference for its previous GPU makes rare). Between jobs `release_gpu_memory` hands
+the worker's cached blocks back to the driver.
 
-`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in
-this process (CUDA's numbering under the inherited CUDA_VISIBLE_DEVICES), and the
-caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES:
-joblib's loky workers are reused from job to job, and once CUDA has started in a
-process its visible devices are fixed, so the second job of a worker could not
-move to another GPU. With `trainer.devices=[i]` Lightning makes `cuda:i` the
-process's current device before anything is put on the GPU, so a job creates a
-CUDA context on its own GPU only (a reused worker that moves to another GPU keeps
-the earlier context, a few hundred MB, which the preference for its previous GPU
-makes rare). Between jobs `release_gpu_memory` hands the worker's cached blocks
-back to the driver.
-
-Left alone: submitit jobs (submitit has SLURM give each task its GPUs), the
-tasks of a multi-task srun step and ranks started by torchrun (each rank takes
-the GPU of its local rank), a `trainer.devices` that is already a list, and
-`sweep.gpu_placement=false`.
-
-This module imports no torch at load time, so the placement logic is testable
-with a simulated list of GPUs and environment.
+This module imports no torch at load time, so the placement logic is testable with a simulated list
+of GPUs and environment.
 """
 
 from __future__ import annotations
@@ -53,6 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..safety.atomic import read_json
+from .cpu_share import hydra_launcher, jobs_at_once
 from .gpu_slots import SlotPool, slots_folder, visible_gpus
 from .job_status import RUNNING, WAITING
 
@@ -61,16 +39,6 @@ _PREVIOUS_GPU: int | None = None
 """The CUDA index of the GPU this process's last placed job ran on (CUDA may have a context there)."""
 
 # --- the job's side ---------------------------------------------------------------------------
-
-
-def _hydra_launcher() -> tuple[bool, Any]:
-    """(whether this job is part of a multirun, the launcher's config)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return False, None
-    hydra = HydraConfig.get()
-    return hydra.mode.name == "MULTIRUN", hydra.launcher
 
 
 def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | None:
@@ -89,8 +57,7 @@ def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | No
         return "a rank started by torchrun: its local rank names its GPU"
     if int(env.get("SLURM_STEP_NUM_TASKS") or 1) > 1:
         return "a task of a multi-task srun step: SLURM and Lightning give each rank its GPU"
-    _, launcher = _hydra_launcher()
-    if "SUBMITIT_EXECUTOR" in env or (launcher is not None and "submitit" in str(launcher.get("_target_", ""))):
+    if "SUBMITIT_EXECUTOR" in env or "submitit" in str(hydra_launcher().get("_target_", "")):
         return "submitit gives each task its GPUs"
     return None
 
@@ -103,25 +70,6 @@ def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
     return count, count > 1 or "ddp" in strategy
 
 
-def _completed_before(cfg: Any) -> bool:
-    """A job whose folder holds a completed run is skipped by train(): it needs no GPU."""
-    import json
-
-    path = Path(str(cfg.paths.output_dir)) / "results.json"
-    try:
-        return json.loads(path.read_text()).get("status") == "completed"
-    except (OSError, ValueError):
-        return False
-
-
-def _jobs_at_once() -> int | None:
-    from .cpu_share import parallel_jobs
-
-    _, launcher = _hydra_launcher()
-    n_jobs = launcher.get("n_jobs") if launcher is not None else None
-    return None if n_jobs is None else parallel_jobs(int(n_jobs), os.cpu_count() or 1)
-
-
 @contextlib.contextmanager
 def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[list[int] | None]:
     """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices), None when not placed.
@@ -129,7 +77,9 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
     The caller passes them on as `trainer.devices`; `status` hears the job's state (waiting, running)."""
     global _PREVIOUS_GPU
     reason = placement_wanted(cfg)
-    if reason is not None or _completed_before(cfg):
+    # a job whose folder holds a completed run is skipped by train(): it needs no GPU
+    completed_before = (read_json(Path(str(cfg.paths.output_dir)) / "results.json") or {}).get("status") == "completed"
+    if reason is not None or completed_before:
         yield None
         return
     import torch
@@ -142,7 +92,7 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
     jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
     pool = SlotPool(slots_folder(), gpus, jobs_per_gpu)
     needed, whole = _gpus_needed(cfg, len(gpus))
-    at_once = _jobs_at_once()
+    at_once = jobs_at_once(hydra_launcher())
     if at_once is not None and at_once < pool.slots and not whole:
         log.warning(
             "%d jobs run at once but there are %d GPU slots (%d GPU(s) x jobs_per_gpu=%d): "
@@ -192,16 +142,14 @@ def release_gpu_memory() -> None:
 # --- what results.json says -------------------------------------------------------------------
 
 
-def describe_device(
-    kind: str, indices: list[int] | None = None, names: list[str] | None = None, world_size: int = 1
-) -> str:
-    """`cpu`, `cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes)."""
-    if kind != "cuda" or not indices:
-        return kind
-    names = names or []
+def describe_device(indices: list[int], names: list[str], world_size: int = 1) -> str:
+    """`cuda:3 (NVIDIA H200)`, or for DDP `cuda:0,1 (2 x NVIDIA H200)` (`on N processes` across nodes); without
+    the GPUs' names, `cuda:3`."""
+    devices = f"cuda:{','.join(str(index) for index in indices)}"
+    if not names:
+        return devices
     distinct = sorted(set(names))
     model = distinct[0] if len(distinct) == 1 else " + ".join(names)
-    devices = f"cuda:{','.join(str(index) for index in indices)}"
     if len(indices) == 1 and world_size <= 1:
         return f"{devices} ({model})"
     across = f" on {world_size} processes" if world_size > len(indices) else ""
@@ -218,7 +166,7 @@ def trainer_device(trainer: Any) -> str:
     devices = getattr(trainer.strategy, "parallel_devices", None) or [root]
     indices = [device.index if device.index is not None else torch.cuda.current_device() for device in devices]
     names = [torch.cuda.get_device_name(index) for index in indices]
-    return describe_device("cuda", indices, names, world_size=trainer.world_size)
+    return describe_device(indices, names, world_size=trainer.world_size)
 
 
 def planned_device(cfg: Any) -> str | None:
@@ -236,5 +184,4 @@ def planned_device(cfg: Any) -> str | None:
         names = [torch.cuda.get_device_name(int(index)) for index in devices]
     except Exception:  # noqa: BLE001 - the names are a courtesy; no GPU here, or CUDA failed
         names = []
-    indices = [int(index) for index in devices]
-    return describe_device("cuda", indices, names) if names else f"cuda:{','.join(map(str, indices))}"
+    return describe_device([int(index) for index in devices], names)

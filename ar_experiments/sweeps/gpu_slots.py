@@ -98,12 +98,6 @@ class Claim:
             lock.release()
         self.locks = []
 
-    def __enter__(self) -> Claim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
 
 class SlotPool:
     """`jobs_per_gpu` slots per GPU, shared by every process through lock files in `folder`."""
@@ -141,7 +135,7 @@ class SlotPool:
         with waiting_for(self.folder / MUTEX_FILE):  # one process decides at a time, seeing the others' claims
             free: dict[int, list[HeldLock]] = {}  # gpu -> its free slots, held while deciding
             for gpu in range(len(self.gpus)):
-                slots = (try_lock(self._slot_path(gpu, slot), record_owner=True) for slot in range(self.jobs_per_gpu))
+                slots = (try_lock(self._slot_path(gpu, slot)) for slot in range(self.jobs_per_gpu))
                 free[gpu] = [lock for lock in slots if lock is not None]
             if whole:
                 chosen = [gpu for gpu in free if len(free[gpu]) == self.jobs_per_gpu][:gpus_needed]

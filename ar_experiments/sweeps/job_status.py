@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -12,7 +11,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from ..safety.atomic import atomic_write_json
+from ..safety.atomic import atomic_write_json, read_json
 from ..safety.redaction import redact_text
 from ..safety.secret_names import safe_name
 
@@ -31,13 +30,6 @@ FINISHED = (COMPLETED, FAILED, SKIPPED)
 
 def now_iso(clock: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if clock is None else clock, timezone.utc).isoformat(timespec="seconds")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # not there yet, or being replaced (atomic writes: never torn, but a rename may race a read)
 
 
 # --- the job's side ---------------------------------------------------------------------------
@@ -106,7 +98,7 @@ class JobStatusCallback(Callback):
         path = os.environ.pop(STATUS_ENV, None)
         if not path:
             return
-        from hydra.core.utils import JobStatus
+        from .failures import failure_of
 
         status = read_json(Path(path)) or {}
         job_dir = Path(str(config.hydra.runtime.output_dir))
@@ -114,9 +106,8 @@ class JobStatusCallback(Callback):
         results = read_json(results_path) or {}
         fields: dict[str, Any] = {"ended_at": time.time()}
         fields["seconds"] = round(fields["ended_at"] - status.get("started_at", fields["ended_at"]), 1)
-        if job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # .return_value would re-raise it
-            fields.update(state=FAILED, error=redact_text(f"{type(error).__name__}: {error}"))
+        if (failure := failure_of(job_return)) is not None:
+            fields.update(state=FAILED, error=redact_text(failure.error))
         else:
             before = status.get("completed_before")
             unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before

@@ -45,7 +45,8 @@ class StudyFull(Exception):
 
 @contextmanager
 def _creation_lock(storage: Any):
-    """Exclusive while opening an SQLite study (a no-op for other storages)."""
+    """Exclusive while opening an SQLite study (a no-op for other storages). filelock makes the lock file's
+    folder, the database's, which SQLite does not make."""
     if not (isinstance(storage, str) and storage.startswith(SQLITE_PREFIX)):
         yield
         return

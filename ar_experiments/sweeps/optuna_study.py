@@ -7,7 +7,7 @@
 - A failed trial (its job raised, or returned NaN) is told to Optuna as FAIL with
   the error and the job folder in the trial's user attributes; the search goes on
   unless `max_failure_rate` (0 with `sweep.fail_fast=true`) is exceeded.
-- An SQLite storage's folder is created before the study is opened.
+- An SQLite storage's folder is created before the study is opened (with its creation lock beside it).
 
 It subclasses the plugin's `OptunaSweeperImpl` (in its private `_impl` module; the plugin's public
 surface is its config) and keeps only what no option of the plugin does: the study size above, the
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -30,14 +29,6 @@ from .failures import FAIL_FAST, JobFailure, SweepFailed, failure_of, job_folder
 from .optuna_concurrency import StudyFull, keep_within_n_trials, open_study, stored_trials
 
 log = logging.getLogger(__name__)
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def ensure_sqlite_folder(storage: Any) -> None:
-    """SQLite creates the database file but not its folder."""
-    if isinstance(storage, str) and storage.startswith(SQLITE_PREFIX):
-        Path(storage[len(SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
 
 
 def trial_failure(job_return: Any) -> JobFailure | None:
@@ -100,7 +91,6 @@ class ContinuingStudySweeper(OptunaSweeperImpl):
                 "hydra.sweeper.study_name is null with a storage set: a study can only be continued by its name; "
                 "set hydra.sweeper.study_name=NAME"
             )
-        ensure_sqlite_folder(self.storage)
         study = self._study()
         finished = stored_trials(study)
         target = self.study_size = self.n_trials

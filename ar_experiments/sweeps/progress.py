@@ -49,6 +49,8 @@ from .job_status import (
 from .time_left import STALL_AFTER_S, JobKind, estimate_time_left, no_progress_seconds, status_kind
 
 log = logging.getLogger(__name__)
+RUNNING_KEYS = ("job", "run_name", "state", "device", "epoch", "max_epochs", "stage", "host", "pid")
+FINISHED_KEYS = ("job", "run_name", "state", "top1", "seconds", "device", "error")
 
 # --- the launching process's side ---------------------------------------------------------------
 
@@ -231,28 +233,15 @@ class SweepMonitor:
             "elapsed_s": round(now - self.started_at, 1),
             "running_jobs": [
                 {
-                    "job": job.get("job"),
-                    "run_name": job.get("run_name"),
-                    "state": job.get("state"),
-                    "device": job.get("device"),
-                    "epoch": job.get("epoch"),
-                    "max_epochs": job.get("max_epochs"),
-                    "stage": job.get("stage"),
+                    **{key: job.get(key) for key in RUNNING_KEYS},
                     "seconds": round(now - job.get("started_at", now), 1),
-                    "host": job.get("host"),
-                    "pid": job.get("pid"),
                     "no_progress_s": round(no_progress_seconds(job, now), 1),
                     "stalled": job.get("num") in self.stalled,
                 }
                 for job in running
             ],
             "finished_jobs": [
-                {
-                    key: job.get(key)
-                    for key in ("job", "run_name", "state", "top1", "seconds", "device", "error")
-                    if job.get(key) is not None
-                }
-                for job in finished
+                {key: job.get(key) for key in FINISHED_KEYS if job.get(key) is not None} for job in finished
             ],
         }
 

@@ -21,12 +21,10 @@ folder, same values), and waits for them:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +32,10 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..config.checks import ConfigError
+from ..safety.atomic import read_json
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # prctl(2), linux/prctl.h
 LIGHTNING_ENVIRONMENT = "lightning_fabric.plugins.environments.LightningEnvironment"
 
@@ -145,9 +143,10 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
         "NODE_RANK": os.environ.get("NODE_RANK", "0"),
         "WORLD_SIZE": str(processes * num_nodes),
     }
-    from .interruption import RunInterrupted
+    from .interruption import RunInterrupted, restore_signals, take_signals
 
     forward = ForwardSignals()
+    replaced: dict[int, object] = {}
     try:
         # generate the dataset (if synthetic) once here, not in N ranks at the same time
         instantiate(cfg.data).prepare_data()
@@ -159,7 +158,8 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
             join=False,
             start_method="spawn",
         )
-        forward.install(context.processes)
+        forward.processes = context.processes
+        replaced = take_signals(forward)
         while not context.join():
             pass
     except ProcessException as err:
@@ -173,10 +173,10 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}")
         raise
     finally:
-        forward.restore()
+        restore_signals(replaced)
     if forward.signum is not None:  # the signal came after training: the run is complete, the sweep stops
         raise RunInterrupted(forward.signum)
-    record = _read_results(run_dir)
+    record = read_json(run_dir / "results.json") or {}
     value = record.get("best_val_acc")
     return float(value) if value is not None else float("nan")
 
@@ -186,31 +186,18 @@ class ForwardSignals:
 
     def __init__(self):
         self.signum: int | None = None
-        self._processes: list = []
-        self._previous: dict[int, object] = {}
+        self.processes: list = []
 
-    def install(self, processes: list) -> None:
-        self._processes = processes
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {
-                signum: signal.signal(signum, self._forward) for signum in (signal.SIGINT, signal.SIGTERM)
-            }
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def _forward(self, signum: int, frame) -> None:
+    def __call__(self, signum: int, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
-            for process in self._processes:
+            for process in self.processes:
                 if process.is_alive():
                     process.kill()
             raise KeyboardInterrupt
         if self.signum is None:
             self.signum = signum
             log.warning("%s received: the DDP ranks stop after their current batch", signal.Signals(signum).name)
-        for process in self._processes:
+        for process in self.processes:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
 
@@ -221,13 +208,8 @@ def _record_failure(cfg: DictConfig, run_dir: Path, error: str) -> None:
 
     from .run_record import base_record, write_results
 
-    if _read_results(run_dir).get("status") != "failed":
+    if (read_json(run_dir / "results.json") or {}).get("status") != "failed":
         write_results(run_dir, replace(base_record(cfg), status="failed", error=error))
-
-
-def _read_results(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "results.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _last_line(text: str) -> str:

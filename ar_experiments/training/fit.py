@@ -6,7 +6,7 @@ The run (run.py) turns these into its record and writes it, also when the fit fa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +87,7 @@ def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
         class_names=class_names,
         optimizer=resolved["optimizer"],
         scheduler=resolved["scheduler"],
-        view_settings=ViewSettings.from_data_config(cfg.data).as_dict(),
+        view_settings=asdict(ViewSettings.from_data_config(cfg.data)),
         train_batch_size=cfg.data.batch_size,
     )
     pretrained = load_pretrained(module.net, weights) if weights is not None else None
@@ -104,6 +104,7 @@ def fit_and_test(
 
     from ..evaluation.artifacts import write_run_artifacts
     from ..safety.safe_load import explain_unsafe_checkpoint
+    from ..sweeps.gpu_placement import trainer_device
     from .callbacks import ResumableTraining, TrainingThroughput
     from .loggers import build_loggers
     from .run_record import clean_number
@@ -136,7 +137,7 @@ def fit_and_test(
         best_val=clean_number(checkpoint.best_model_score) if checkpoint is not None else None,
         best_checkpoint=best_path,
         epochs=trainer.current_epoch,
-        device=_device_name(trainer),
+        device=trainer_device(trainer),
         world_size=trainer.world_size,
         train_seconds=throughput.train_seconds,
         train_clips_per_s=throughput.clips_per_second,
@@ -149,10 +150,3 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     from hydra.utils import instantiate
 
     return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
-
-
-def _device_name(trainer) -> str:
-    """What the run trained on: "cpu", "cuda:3 (NVIDIA H200)", "cuda:0,1 (2 x NVIDIA H200)" (sweeps/)."""
-    from ..sweeps.gpu_placement import trainer_device
-
-    return trainer_device(trainer)

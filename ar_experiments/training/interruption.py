@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def take_signals(handler) -> dict[int, object]:
+    """Make `handler` SIGINT's and SIGTERM's; the handlers it replaced, for `restore_signals` (none outside the
+    main thread, where Python refuses to install handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in SIGNALS}
+
+
+def restore_signals(previous: dict[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 class RunInterrupted(SIGTERMException):
     """Training stopped on SIGINT or SIGTERM; the process exits with 128 + the signal number.
 
@@ -81,14 +94,11 @@ class GracefulStop(pl.Callback):
         self._pid = os.getpid()
 
     def install(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._request_stop) for signum in SIGNALS}
+        self._previous = take_signals(self._request_stop)
         return self
 
     def restore(self) -> None:
-        """Put back the handlers that were there before `install`."""
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        restore_signals(self._previous)
         self._previous = {}
 
     def _request_stop(self, signum: int, frame) -> None:
@@ -114,9 +124,7 @@ class GracefulStop(pl.Callback):
 
     def _take_back_the_signals(self) -> None:
         """Lightning installs its own SIGTERM handler when a trainer starts; this one stays in charge."""
-        if threading.current_thread() is threading.main_thread():
-            for signum in SIGNALS:
-                signal.signal(signum, self._request_stop)
+        take_signals(self._request_stop)
 
     # a signal that came while no trainer ran stops the next one before its first batch
     def on_train_start(self, trainer, pl_module):

@@ -12,13 +12,13 @@ checkpoint in this run's own folder.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config.checks import ConfigError
+from ..safety.atomic import read_json
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,6 @@ def job_overrides() -> list[str] | None:
     return sorted(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("resume="))
 
 
-def _previous_results(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        # written atomically, so this is a hand-edited or foreign file: do not guess
-        raise ConfigError([f"{path} cannot be read ({err}); delete it or run in a new folder"]) from None
-
-
 def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> ResumePlan:
     """Decide from `resume` and the state in `run_dir`; refuse state left by a job with other overrides."""
     if resume != "auto":
@@ -61,7 +50,10 @@ def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> Resu
         if not checkpoint.is_file():
             raise ConfigError([f"resume={resume}: no checkpoint at {checkpoint}; pass a run folder or a .ckpt file"])
         return ResumePlan(checkpoint=str(checkpoint))
-    previous = _previous_results(run_dir)
+    results = run_dir / "results.json"
+    previous = read_json(results)
+    if previous is None and results.is_file():  # written atomically: a hand-edited or foreign file; do not guess
+        raise ConfigError([f"{results} cannot be read as JSON; delete it or run in a new folder"])
     recorded = (previous or {}).get("overrides")
     if recorded is not None and overrides is not None and sorted(recorded) != overrides:
         raise ConfigError(

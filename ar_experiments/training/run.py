@@ -41,12 +41,13 @@ def run_in_this_process(
     distributed.py started, whose launching process handles the second Ctrl-C and the resume hint.
     """
     started = time.perf_counter() if started is None else started
+    from pytorch_lightning.utilities import rank_zero_only
+
     from ..config.checks import ConfigError, check_config
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
     from .console_log import FILE_ONLY, ONE_LINE_ERRORS
     from .interruption import GracefulStop, as_interruption
-    from .ranks import is_global_zero
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import base_record, peak_gpu_mb, peak_rss_mb, write_results, write_skipped_videos
 
@@ -56,7 +57,7 @@ def run_in_this_process(
         resolved = redact_secrets(check_config(cfg))
     except ConfigError as err:
         log.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True, extra=FILE_ONLY)
-        if is_global_zero():  # a sweep's report lists this job as failed, with the reason
+        if rank_zero_only.rank == 0:  # a sweep's report lists this job as failed, with the reason
             write_results(run_dir, RunRecord(status="failed", run_name=_run_name(cfg), error=_error_text(err)))
         raise
     overrides = job_overrides()
@@ -103,7 +104,7 @@ def run_in_this_process(
             peak_rss_mb=peak_rss_mb(),
             peak_gpu_mb=peak_gpu_mb(),
         )
-        if is_global_zero():
+        if rank_zero_only.rank == 0:  # rank 0 alone writes run files
             for stage, videos in skipped.items():
                 if videos:
                     write_skipped_videos(run_dir, videos, stage)

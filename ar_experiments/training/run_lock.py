@@ -9,11 +9,9 @@ until it has written its last file, and a multirun holds
 the sweep ends. A second process for a held folder stops at once, naming the
 owner (pid, host, start time, command line).
 
-The lock is the project's one lock helper (safety/file_lock.py, on filelock): the
-kernel frees it when its owner exits however it exits, so a folder left by a dead
-job is taken over by the next one without anyone deleting anything, and where the
-filesystem has no `flock` the owner's pid, host and start time decide. The file
-holds the owner's record for the message; it is removed on a clean release.
+The lock is safety/file_lock.py's: freed however its owner exits, so a folder left
+by a dead job is taken over by the next one. The file holds the owner's record for
+the message; it is removed on a clean release.
 Under DDP only the launching process (or global rank 0 of ranks started by SLURM
 or torchrun) takes the lock; the ranks it starts write nothing that needs it.
 """
@@ -41,43 +39,38 @@ class FolderInUse(ConfigError):
     """The folder is held by another live process; the message names it."""
 
 
-class FolderLock:
-    """A held lock on `path`; `release()` (or the process's exit) frees it and removes its file."""
-
-    def __init__(self, path: Path, held: HeldLock):
-        self.path, self.held = path, held
-
-    def release(self) -> None:
-        _HELD.pop(self.path, None)
-        self.held.release(remove=True)
-
-
-_HELD: dict[Path, FolderLock] = {}
+_HELD: dict[Path, HeldLock] = {}
 """Locks this process holds: taking one again (the Hydra callback, then train()) is re-entry, not a conflict."""
 
 
-def acquire(folder: Path, name: str = RUN_LOCK, what: str = "run") -> FolderLock:
+def acquire(folder: Path, name: str = RUN_LOCK, what: str = "run") -> HeldLock:
     """Take `folder`/`name` for this process (or return the lock it already holds); FolderInUse names a live owner."""
     path = (folder / name).resolve()
     if path in _HELD:
         return _HELD[path]
     folder.mkdir(parents=True, exist_ok=True)
-    held = try_lock(path, record_owner=True, wait_s=0.5)  # the owner may be just removing it on its way out
+    held = try_lock(path, wait_s=0.5)  # the owner may be just removing it on its way out
     if held is None:
         raise FolderInUse([_in_use_message(folder, what, read_owner(path))])
-    lock = _HELD[path] = FolderLock(path, held)
-    return lock
+    _HELD[path] = held
+    return held
+
+
+def release(lock: HeldLock) -> None:
+    """Free a folder's lock (the process's exit does too) and remove its file."""
+    _HELD.pop(lock.path, None)
+    lock.release(remove=True)
 
 
 @atexit.register
 def _release_all() -> None:
     """A run that ends by SystemExit (a config error) skips Hydra's end callbacks: free its folders here."""
     for lock in list(_HELD.values()):
-        lock.release()
+        release(lock)
 
 
 @contextmanager
-def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[FolderLock | None]:
+def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[HeldLock | None]:
     """The folder's lock for the block; None in a process that does not own folders (a DDP rank).
 
     A lock this process already held before the block stays held after it."""
@@ -90,7 +83,7 @@ def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[F
         yield lock
     finally:
         if not held_before:
-            lock.release()
+            release(lock)
 
 
 def owns_folders() -> bool:
@@ -144,5 +137,5 @@ class FolderLockCallback(Callback):
     def _free(self) -> None:
         lock = getattr(self, "lock", None)
         if lock is not None:
-            lock.release()
+            release(lock)
             self.lock = None

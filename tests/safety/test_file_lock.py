@@ -36,7 +36,7 @@ def no_flock(monkeypatch):
 
 def test_a_held_lock_names_its_owner_and_is_free_again_once_released(tmp_path):
     path = tmp_path / "a.lock"
-    held = try_lock(path, record_owner=True)
+    held = try_lock(path)
     assert try_lock(path) is None, "a second holder, even in this process, is refused"
     owner = read_owner(path)
     assert (owner["pid"], owner["host"]) == (os.getpid(), socket.gethostname())
@@ -49,10 +49,10 @@ def test_a_held_lock_names_its_owner_and_is_free_again_once_released(tmp_path):
 
 def test_a_lock_removed_on_release_passes_to_the_process_waiting_for_it(tmp_path):
     path = tmp_path / "a.lock"
-    first = try_lock(path, record_owner=True)
+    first = try_lock(path)
     ending = threading.Timer(0.2, first.release, kwargs={"remove": True})
     ending.start()
-    second = try_lock(path, record_owner=True, wait_s=10)
+    second = try_lock(path, wait_s=10)
     ending.join()  # the first holder's release is over
     assert second is not None and read_owner(path)["pid"] == os.getpid()
     assert try_lock(path) is None, "the file there is the one the second holder holds, not a removed one"
@@ -60,7 +60,7 @@ def test_a_lock_removed_on_release_passes_to_the_process_waiting_for_it(tmp_path
 
 def test_without_flock_the_marker_decides_a_live_owner_keeps_it(tmp_path, no_flock):
     path = tmp_path / "a.lock"
-    held = try_lock(path, record_owner=True)
+    held = try_lock(path)
     assert held is not None and read_owner(path) == {"pid": os.getpid(), "host": socket.gethostname()}
     assert try_lock(path) is None, "the marker's owner runs: the lock stays its own"
     with pytest.raises(FolderInUse, match=rf"in use by another run: pid {os.getpid()} on {socket.gethostname()}"):
@@ -73,7 +73,7 @@ def test_without_flock_a_dead_owners_marker_is_taken_over_another_hosts_never(tm
     dead, remote = tmp_path / "dead.lock", tmp_path / "remote.lock"
     dead.write_text(f"{dead_pid}\n{socket.gethostname()}\n")  # a run killed outright leaves its marker
     remote.write_text(f"{os.getpid()}\nanother-host\n")  # that host's process cannot be checked from here
-    held = try_lock(dead, record_owner=True)
+    held = try_lock(dead)
     assert held is not None and read_owner(dead)["pid"] == os.getpid()
     assert try_lock(remote) is None
     assert read_owner(remote) == {"pid": os.getpid(), "host": "another-host"}

@@ -12,7 +12,6 @@ from ar_experiments.safety.redaction import (
     redact_log_records,
     redact_yaml_file,
     secret_environment_values,
-    short_secret_environment_values,
 )
 from ar_experiments.safety.secret_names import SecretFoldersCallback, folder_problem, safe_name, secret_variables_in
 
@@ -66,7 +65,7 @@ def test_environment_values_count_by_their_length_longest_first(monkeypatch):
     monkeypatch.setenv("PLAIN_NAME", "abcdefghij")
     values = secret_environment_values()
     assert values[:2] == ["aaaaaaaaaaaa", "zzzzzzzz"] and "abcdefghij" not in values
-    assert short_secret_environment_values() == ["aaaaaaa", "zzzz"]
+    assert secret_environment_values(4, below=8) == ["aaaaaaa", "zzzz"]
 
 
 def test_log_records_are_redacted_once_however_often_it_is_asked(monkeypatch):

@@ -144,8 +144,8 @@ def machine(monkeypatch, tmp_path):
 
     def setup(count: int, n_jobs: int = 2, launcher: str = "hydra_plugins.hydra_joblib_launcher.JoblibLauncher",
               multirun: bool = True, **env: str):  # fmt: skip
-        hydra = (True, {"n_jobs": n_jobs, "_target_": launcher}) if multirun else (False, {"_target_": "basic"})
-        monkeypatch.setattr(gpu_placement, "_hydra_launcher", lambda: hydra)
+        hydra = {"n_jobs": n_jobs, "_target_": launcher} if multirun else {"_target_": "basic"}
+        monkeypatch.setattr(gpu_placement, "hydra_launcher", lambda: hydra)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
         monkeypatch.setattr(gpu_placement, "_PREVIOUS_GPU", None)
         for name in ("LOCAL_RANK", "SUBMITIT_EXECUTOR", "CUDA_VISIBLE_DEVICES", *SLURM):
@@ -318,7 +318,7 @@ def test_which_jobs_are_placed(machine, compose_config, tmp_path, monkeypatch):
     assert "srun" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"SLURM_STEP_NUM_TASKS": "2"})
     assert "torchrun" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"LOCAL_RANK": "1"})
     assert "submitit" in placement_wanted(gpu_job(compose_config, tmp_path, "d"), {"SUBMITIT_EXECUTOR": "slurm"})
-    monkeypatch.setattr(gpu_placement, "_hydra_launcher", lambda: (True, {"_target_": "x.submitit.SlurmLauncher"}))
+    monkeypatch.setattr(gpu_placement, "hydra_launcher", lambda: {"_target_": "x.submitit.SlurmLauncher"})
     assert "submitit" in placement_wanted(gpu_job(compose_config, tmp_path, "e"))
 
 
@@ -405,10 +405,10 @@ def test_results_json_peak_gpu_memory_is_the_runs_and_null_on_cpu(simulated_cuda
 
 
 def test_results_json_device_text():
-    assert describe_device("cpu") == "cpu"
-    assert describe_device("cuda", [3], ["NVIDIA H200"]) == "cuda:3 (NVIDIA H200)"
-    assert describe_device("cuda", [0, 1], ["NVIDIA H200"] * 2, world_size=2) == "cuda:0,1 (2 x NVIDIA H200)"
-    assert describe_device("cuda", [0, 1], ["A"] * 2, world_size=4) == "cuda:0,1 (2 x A on 4 processes)"
+    assert describe_device([3], []) == "cuda:3", "a failed run's GPU where CUDA could not name it"
+    assert describe_device([3], ["NVIDIA H200"]) == "cuda:3 (NVIDIA H200)"
+    assert describe_device([0, 1], ["NVIDIA H200"] * 2, world_size=2) == "cuda:0,1 (2 x NVIDIA H200)"
+    assert describe_device([0, 1], ["A"] * 2, world_size=4) == "cuda:0,1 (2 x A on 4 processes)"
 
 
 def test_packing_bench_runs_the_grid_one_at_a_time_then_k_per_gpu(capsys):

@@ -42,6 +42,11 @@ def test_searches_creating_one_new_study_at_once_all_open_it(tmp_path):
     assert len(optuna.get_all_study_summaries(storage)) == 1
 
 
+def test_a_study_opens_in_a_folder_not_made_yet(tmp_path):
+    open_study("new", f"sqlite:///{tmp_path / 'optuna' / 'x3d_m-8f-split1' / 'optuna.db'}", ["maximize"])
+    assert (tmp_path / "optuna" / "x3d_m-8f-split1" / "optuna.db").is_file()
+
+
 @pytest.fixture
 def dead_pid():
     process = subprocess.Popen([sys.executable, "-c", "pass"])

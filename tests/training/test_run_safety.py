@@ -54,6 +54,12 @@ def test_resume_refuses_a_folder_left_by_a_job_with_other_settings(tmp_path):
         plan_resume("auto", tmp_path, ["model=x3d_m", "optimizer.lr=0.01"])
 
 
+def test_resume_refuses_a_results_file_that_is_not_json(tmp_path):
+    (tmp_path / "results.json").write_text("status: completed\n")  # edited by hand, or another tool's
+    with pytest.raises(ConfigError, match="results.json cannot be read as JSON; delete it or run in a new folder"):
+        plan_resume("auto", tmp_path, ["model=x3d_m"])
+
+
 def test_resume_from_a_named_run_folder_or_checkpoint(tmp_path):
     (tmp_path / LAST_CHECKPOINT).parent.mkdir()
     (tmp_path / LAST_CHECKPOINT).write_bytes(b"ckpt")
