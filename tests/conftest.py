@@ -137,7 +137,7 @@ def compose_config():
 def process_state_restored():
     """Puts back what a run in this process changes for the code after it: signal handlers (GracefulStop),
     PyTorch's threads and matmul precision, the random generators (seed_everything), environment variables,
-    logging handlers and levels, Hydra's job config and Lightning's rank."""
+    logging handlers, filters and levels, Hydra's job config and Lightning's rank."""
     from hydra.core.hydra_config import HydraConfig
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -146,7 +146,9 @@ def process_state_restored():
     generators = random.getstate(), np.random.get_state(), torch.get_rng_state()
     environment = dict(os.environ)
     loggers = [logging.root, *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
-    logger_state = [(logger, logger.level, _own_handlers(logger), logger.propagate) for logger in loggers]
+    logger_state = [
+        (logger, logger.level, _own_handlers(logger), logger.propagate, list(logger.filters)) for logger in loggers
+    ]
     hydra_config, rank = HydraConfig.instance().cfg, getattr(rank_zero_only, "rank", 0)
     try:
         yield
@@ -161,7 +163,8 @@ def process_state_restored():
         for name in set(os.environ) - set(environment):
             del os.environ[name]
         os.environ.update(environment)
-        for logger, level, attached, propagate in logger_state:
+        for logger, level, attached, propagate, filters in logger_state:
+            logger.filters[:] = filters  # a logging config (Hydra's, in a sweep run here) adds filters
             for handler in _own_handlers(logger):
                 if handler not in attached:
                     logger.removeHandler(handler)
@@ -170,6 +173,10 @@ def process_state_restored():
                 logger.addHandler(handler)  # no-op for one still attached
             logger.setLevel(level)
             logger.propagate = propagate
+        known = {logger.name for logger in loggers}
+        for name, created in list(logging.root.manager.loggerDict.items()):
+            if name not in known and isinstance(created, logging.Logger):  # first used in this test
+                created.filters.clear()
         HydraConfig.instance().cfg = hydra_config
         rank_zero_only.rank = rank
 
