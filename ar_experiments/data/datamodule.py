@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
 import logging
 import multiprocessing
-import signal
-import weakref
 from pathlib import Path
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from .dataset import ShardSampler, VideoClipDataset, collate_videos
+from .loader_workers import SignalSafeStart, VideoLoader, leave_signals_to_the_main_process
 from .splits import SPLITS, VIDEOS_FOLDER, SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .training_batches import ResumableDataLoader, TrainingBatchSampler
@@ -23,66 +20,6 @@ from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 log = logging.getLogger(__name__)
 
 TEST_CLIPS_PER_TRAINING_CLIP = 4
-
-
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def leave_signals_to_the_main_process(worker_id: int) -> None:
-    """A loader worker ignores Ctrl-C and SIGTERM: the training process stops the run, then its workers.
-
-    Both signals reach the workers too: Ctrl-C goes to the terminal's whole process group, and SLURM sends
-    SIGTERM to every process of a job at its time limit or on preemption. A worker that died of it would
-    fail the run instead of letting the training process stop at its next safe point with a checkpoint.
-    Workers start with the signals blocked (SignalSafeStart): torch installs a SIGTERM handler that ends
-    the worker before this function runs, and a signal pending until here is discarded by SIG_IGN.
-    """
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def kill_the_living(workers: list[multiprocessing.Process]) -> None:
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
-
-
-@functools.cache
-def kill_workers_left_at_exit() -> None:
-    """At exit, end the loader workers still alive; registered after multiprocessing's own exit function,
-    so it runs first (atexit runs the last registered first), which would wait for them for ever. (The
-    finalizers below also run at exit, but in weakref's atexit slot, whose order depends on imports.)"""
-    atexit.register(lambda: kill_the_living([child for child in multiprocessing.active_children() if child.daemon]))
-
-
-class SignalSafeStart:
-    """A DataLoader mixin: its workers are started with Ctrl-C and SIGTERM blocked (forked workers inherit
-    the mask); a signal meanwhile waits in this process and is handled as soon as they have started.
-
-    torch ends the workers that outlive a loader's shutdown with SIGTERM (after a worker raised, they do),
-    and multiprocessing ends daemonic children at exit with SIGTERM and then waits for them: since these
-    workers ignore it, the ones still alive then get SIGKILL instead, when their iterator is collected
-    and at exit. Without it a run that ended on a bad video left its worker behind for good (a joblib
-    worker collected one per failed job), and the process then never exited.
-    """
-
-    def _get_iterator(self):
-        if not self.num_workers:
-            return super()._get_iterator()
-        kill_workers_left_at_exit()
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            iterator = super()._get_iterator()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        weakref.finalize(iterator, kill_the_living, iterator._workers)
-        return iterator
-
-
-class VideoLoader(SignalSafeStart, DataLoader):
-    pass
 
 
 class ResumableVideoLoader(SignalSafeStart, ResumableDataLoader):

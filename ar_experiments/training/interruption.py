@@ -77,7 +77,7 @@ class GracefulStop(pl.Callback):
     """Once installed, SIGINT and SIGTERM stop the run at the next safe point; a second Ctrl-C at once.
 
     Installed for the whole run, not only while a trainer runs. DataLoader
-    workers ignore both signals (data/datamodule.py), so Ctrl-C (which reaches
+    workers ignore both signals (data/loader_workers.py), so Ctrl-C (which reaches
     every process of the terminal) or SLURM's SIGTERM (every process of the
     job) leaves them running until the main process shuts them down. DDP ranks started by train() never stop
     at once (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them both

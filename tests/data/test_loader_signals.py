@@ -59,7 +59,7 @@ def test_a_signal_while_a_worker_starts_does_not_kill_it(tiny_dataset, cache_dir
 
 LOADER_LEFT_RUNNING = """
 import torch
-from ar_experiments.data.datamodule import VideoLoader, leave_signals_to_the_main_process
+from ar_experiments.data.loader_workers import VideoLoader, leave_signals_to_the_main_process
 
 batches = iter(VideoLoader(range(100), batch_size=2, num_workers=1, worker_init_fn=leave_signals_to_the_main_process))
 next(batches)
@@ -97,7 +97,7 @@ def test_a_loader_that_stopped_on_an_error_leaves_no_worker_behind(persistent_wo
     on a bad video left one behind for good (a joblib worker gathered one per failed job)."""
     import gc
 
-    from ar_experiments.data.datamodule import VideoLoader, leave_signals_to_the_main_process
+    from ar_experiments.data.loader_workers import VideoLoader, leave_signals_to_the_main_process
 
     loader = VideoLoader(
         FailsAtThree(),

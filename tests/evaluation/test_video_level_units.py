@@ -1,6 +1,7 @@
 """Video-level testing's parts by exact value: view settings from a data config, accuracies, and the union over
 DDP ranks (torch.distributed stood in for, in-process) (issue 26)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -15,10 +16,10 @@ DATA = {"frames": 8, "stride": 6, "short_side": 128, "crop_size": 112, "temporal
 
 def test_view_settings_come_from_the_data_config_with_the_test_crop_first():
     settings = ViewSettings.from_data_config({**DATA, "test_crop_size": 128, "max_aspect_ratio": 2.5})
-    assert settings.as_dict() == {**DATA, "crop_size": 128, "max_aspect_ratio": 2.5}
+    assert dataclasses.asdict(settings) == {**DATA, "crop_size": 128, "max_aspect_ratio": 2.5}
     assert settings.views == 30
     plain = ViewSettings.from_data_config({**DATA, "test_crop_size": None, "temporal_views": "2"})
-    assert plain.as_dict() == {
+    assert dataclasses.asdict(plain) == {
         **DATA, "temporal_views": 2, "crop_size": 112, "max_aspect_ratio": DEFAULT_MAX_ASPECT_RATIO,
     }  # fmt: skip
     assert plain.views == 6
