@@ -171,7 +171,8 @@ def process_state_restored():
                     handler.close()
             for handler in attached:
                 logger.addHandler(handler)  # no-op for one still attached
-            logger.setLevel(level)
+            if logger.level != level:  # setLevel clears every logger's cache: hundreds of loggers, each test
+                logger.setLevel(level)
             logger.propagate = propagate
         known = {logger.name for logger in loggers}
         for name, created in list(logging.root.manager.loggerDict.items()):

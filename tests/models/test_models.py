@@ -176,13 +176,7 @@ def pack_pathway(clip: torch.Tensor, alpha: int) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     ("frames", "slow_frames"),
-    [
-        pytest.param(32, [0, 4, 8, 13, 17, 22, 26, 31], marks=pytest.mark.slow),
-        (16, [0, 5, 10, 15]),
-        pytest.param(8, [0, 7], marks=pytest.mark.slow),
-        (6, [0, 5]),  # not a multiple of the fusion stride: ceil(6 / 4) slow frames
-        pytest.param(4, [0], marks=pytest.mark.slow),
-    ],
+    [(32, [0, 4, 8, 13, 17, 22, 26, 31]), (16, [0, 5, 10, 15]), (8, [0, 7]), (6, [0, 5]), (4, [0])],
 )
 def test_slowfast_slow_pathway_takes_the_frames_pyslowfast_takes(frames, slow_frames):
     model = build_model("slowfast", num_classes=3, frames=frames, crop_size=32).eval()
@@ -195,7 +189,8 @@ def test_slowfast_slow_pathway_takes_the_frames_pyslowfast_takes(frames, slow_fr
     assert pack_pathway(clip, 4)[0][0, 0, :, 0, 0].tolist() == slow_frames
 
 
-@pytest.mark.parametrize("frames", [4, 6, 8, 16, 32])
+# 6 frames: not a multiple of the fusion stride (ceil(6 / 4) slow frames); the other lengths in the slow tier
+@pytest.mark.parametrize("frames", [*(pytest.param(n, marks=pytest.mark.slow) for n in (4, 8, 32)), 6, 16])
 def test_slowfast_matches_pytorchvideos_create_slowfast_fed_as_pyslowfast_feeds_it(frames):
     from pytorchvideo.models.slowfast import create_slowfast
 

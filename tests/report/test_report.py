@@ -347,6 +347,7 @@ def test_cli_latest_reports_the_newest_sweep(grid_sweep, tmp_path, monkeypatch, 
     assert "| 0-slowfast-16f-split1 | completed | 75.0 |" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the real command in a subprocess
 def test_cli_explains_a_missing_sweep(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "ar_experiments.report", "--latest"],

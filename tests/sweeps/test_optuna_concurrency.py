@@ -33,6 +33,7 @@ def open_at(storage: str, start: float) -> str:
     return "ok"
 
 
+@pytest.mark.slow  # spawns several Python processes that race to create one study
 def test_searches_creating_one_new_study_at_once_all_open_it(tmp_path):
     """Unguarded, one of several often dies with `table studies already exists` or an alembic IntegrityError."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
