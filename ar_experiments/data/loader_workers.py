@@ -39,7 +39,8 @@ def kill_the_living(workers: list[multiprocessing.Process]) -> None:
 
 @functools.cache
 def kill_workers_left_at_exit() -> None:
-    """At exit, end the loader workers still alive; registered after multiprocessing's own exit function,
+    """At exit, end the daemonic children still alive (the loader workers among them; multiprocessing ends
+    every daemonic child at exit anyway, with SIGTERM); registered after multiprocessing's own exit function,
     so it runs first (atexit runs the last registered first), which would wait for them for ever. (The
     finalizers below also run at exit, but in weakref's atexit slot, whose order depends on imports.)"""
     atexit.register(lambda: kill_the_living([child for child in multiprocessing.active_children() if child.daemon]))

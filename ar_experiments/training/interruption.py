@@ -27,9 +27,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-log = logging.getLogger(__name__)
+from ..data.loader_workers import STOP_SIGNALS
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+log = logging.getLogger(__name__)
 
 
 def take_signals(handler) -> dict[int, object]:
@@ -37,7 +37,7 @@ def take_signals(handler) -> dict[int, object]:
     main thread, where Python refuses to install handlers)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, handler) for signum in SIGNALS}
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
 
 
 def restore_signals(previous: dict[int, object]) -> None:
