@@ -1,16 +1,18 @@
-"""Build a run's data and network, fit, and test the best checkpoint: what they built and measured, returned.
+"""Build a run's data and network, fit, and test the best checkpoint: the run's record with what they measured.
 
-The run (run.py) turns these into its record and writes it, also when the fit fails part-way.
+The run (run.py) writes the record, also when the fit fails part-way.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
+
+from ..record.results import RunRecord
 
 if TYPE_CHECKING:
     from ..models.weights import PretrainedLoad
@@ -24,6 +26,7 @@ class Built:
     """The data and the network of a run, built before it fits: kept by the run to record what they found
     (the unreadable videos) even when the fit fails."""
 
+    config: dict[str, Any]  # the resolved config (secrets redacted), which the loggers record
     datamodule: Any
     class_names: list[str]
     module: Any  # the VideoClassifier (training/module.py)
@@ -45,21 +48,6 @@ class Built:
         """Unreadable videos per stage: train (each replaced by another), val and test (left out)."""
         found = {"train": self.module.skipped_videos, **self.module.left_out}
         return {stage: sorted(found.get(stage, ())) for stage in ("train", "val", "test")}
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """What fitting and testing the best checkpoint measured."""
-
-    metrics: dict[str, float]  # Lightning's callback metrics after the test: "test/top1", "val/top1", ...
-    best_val: float | None  # the checkpoint monitor's best score (None without a best checkpoint)
-    best_checkpoint: str  # the checkpoint tested ("" without a best checkpoint: the last weights)
-    epochs: int
-    device: str
-    world_size: int
-    train_seconds: float
-    train_clips_per_s: float | None
-    first_step_at: float | None  # time.perf_counter() at the first training step
 
 
 def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
@@ -91,15 +79,23 @@ def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
         train_batch_size=cfg.data.batch_size,
     )
     pretrained = load_pretrained(module.net, weights) if weights is not None else None
-    return Built(datamodule, class_names, module, pretrained)
+    return Built(resolved, datamodule, class_names, module, pretrained)
 
 
 def fit_and_test(
-    cfg: DictConfig, built: Built, logged: dict[str, Any], resume_from: str | None, stop: GracefulStop, group: str
-) -> Fitted:
-    """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; what they measured.
+    cfg: DictConfig,
+    built: Built,
+    record: RunRecord,
+    resume_from: str | None,
+    stop: GracefulStop,
+    group: str,
+    started: float,
+) -> RunRecord:
+    """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; `record` completed
+    with what they measured.
 
-    `logged` is the config the loggers record; `stop` the run's signal handler (a callback); `group` the W&B group."""
+    `stop` is the run's signal handler (a callback); `group` the W&B group; `started` the job's start
+    (time.perf_counter())."""
     from hydra.utils import instantiate
 
     from ..evaluation.artifacts import write_run_artifacts
@@ -111,7 +107,9 @@ def fit_and_test(
 
     module, datamodule = built.module, built.datamodule
     throughput = TrainingThroughput()
-    loggers = build_loggers(cfg.get("logger"), logged, group=group)
+    # the loggers' config: the run's, with the code and packages it ran (the W&B run shows them)
+    provenance = {"git_commit": record.git_commit, "git_dirty": record.git_dirty, "versions": record.versions}
+    loggers = build_loggers(cfg.get("logger"), {**built.config, **provenance}, group=group)
     validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
     trainer = instantiate(
         cfg.trainer,
@@ -132,16 +130,29 @@ def fit_and_test(
     if trainer.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
         write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, built.class_names, trainer.loggers)
-    return Fitted(
-        metrics={name: clean_number(value) for name, value in metrics.items()},
-        best_val=clean_number(checkpoint.best_model_score) if checkpoint is not None else None,
-        best_checkpoint=best_path,
+    metrics = {name: clean_number(value) for name, value in metrics.items()}
+    best_val = clean_number(checkpoint.best_model_score) if checkpoint is not None else None
+    return replace(
+        record,
+        status="completed",
         epochs=trainer.current_epoch,
+        best_val_acc=best_val if best_val is not None else metrics.get("val/top1"),
+        test_top1=metrics.get("test/top1"),
+        test_top5=metrics.get("test/top5"),
+        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
+        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
+        test_mean_class_acc=metrics.get("test/mean_class_acc"),
+        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
+        test_videos=module.evaluated["test"],
+        val_videos=module.evaluated["val"],
+        lr_effective=module.effective_lr,
+        effective_batch_size=module.effective_batch_size(),
         device=trainer_device(trainer),
         world_size=trainer.world_size,
         train_seconds=throughput.train_seconds,
         train_clips_per_s=throughput.clips_per_second,
-        first_step_at=throughput.first_step_at,
+        best_checkpoint=best_path,
+        startup_s=throughput.first_step_at - started if throughput.first_step_at is not None else None,
     )
 
 

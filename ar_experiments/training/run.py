@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..record.results import RunRecord, record_from
-from .fit import Built, Fitted, build, fit_and_test
+from .fit import Built, build, fit_and_test
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,7 @@ def run_in_this_process(
     try:
         built = build(cfg, resolved)
         record = replace(record, **built.known())
-        # the loggers' config: the run's, with the code and packages it ran (the W&B run shows them)
-        provenance = {"git_commit": record.git_commit, "git_dirty": record.git_dirty, "versions": record.versions}
-        logged = {**resolved, **provenance}
-        fitted = fit_and_test(cfg, built, logged, plan.checkpoint, stop, wandb_group or sweep_group(cfg))
-        record = _measured(record, cfg, built, fitted, started)
+        record = fit_and_test(cfg, built, record, plan.checkpoint, stop, wandb_group or sweep_group(cfg), started)
     except BaseException as err:
         interrupted = as_interruption(err, stop.signum)
         record = replace(
@@ -111,33 +107,6 @@ def run_in_this_process(
             write_results(run_dir, record)
         _finish_wandb()
     return record
-
-
-def _measured(record: RunRecord, cfg: DictConfig, built: Built, fitted: Fitted, started: float) -> RunRecord:
-    """The record of a completed run: what the fit measured, in the record's keys."""
-    metrics, module = fitted.metrics, built.module
-    return replace(
-        record,
-        status="completed",
-        epochs=fitted.epochs,
-        best_val_acc=fitted.best_val if fitted.best_val is not None else metrics.get("val/top1"),
-        test_top1=metrics.get("test/top1"),
-        test_top5=metrics.get("test/top5"),
-        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
-        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
-        test_mean_class_acc=metrics.get("test/mean_class_acc"),
-        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
-        test_videos=module.evaluated["test"],
-        val_videos=module.evaluated["val"],
-        lr_effective=module.effective_lr,
-        effective_batch_size=module.effective_batch_size(),
-        device=fitted.device,
-        train_seconds=fitted.train_seconds,
-        train_clips_per_s=fitted.train_clips_per_s,
-        best_checkpoint=fitted.best_checkpoint,
-        world_size=fitted.world_size,
-        startup_s=fitted.first_step_at - started if fitted.first_step_at is not None else None,
-    )
 
 
 def _run_name(cfg: DictConfig) -> str | None:
