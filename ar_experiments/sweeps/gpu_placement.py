@@ -1,20 +1,9 @@
 """GPU placement: each GPU job claims a GPU slot of its own before CUDA starts, machine-wide.
 
-What a user sees (which jobs are placed, on which GPU, waiting, SLURM allocations, DDP jobs taking
-whole GPUs, what is left alone) is in docs/sweeps.md, "Every GPU of one machine (GPU placement)"; the
-slots and their lock files are gpu_slots.py's.
-
-`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in this process, and the
-caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
-workers are reused from job to job, and once CUDA has started in a process its visible devices are
-fixed, so the second job of a worker could not move to another GPU. With `trainer.devices=[i]`
-Lightning makes `cuda:i` the current device before anything is put on the GPU, so a job creates a
-CUDA context on its own GPU only (a reused worker that moves keeps the earlier context, a few hundred
-MB, which the preference for its previous GPU makes rare). Between jobs `release_gpu_memory` hands
-the worker's cached blocks back to the driver.
-
-This module imports no torch at load time, so the placement logic is testable with a simulated list
-of GPUs and environment.
+What a user sees, and why a job is told its GPU as `trainer.devices=[i]` rather than by its own
+CUDA_VISIBLE_DEVICES (a reused joblib worker could not move to another GPU), is in docs/sweeps.md,
+"Every GPU of one machine (GPU placement)"; the slots and their lock files are gpu_slots.py's. This
+module imports no torch at load time, so the placement logic is testable with a simulated list of GPUs.
 """
 
 from __future__ import annotations
@@ -84,7 +73,7 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         return
     import torch
 
-    gpus = visible_gpus(count=torch.cuda.device_count)  # counts without creating a CUDA context
+    gpus = visible_gpus(count=torch.cuda.device_count())
     if not gpus:
         log.warning("trainer.accelerator=%s but no GPU is visible; the job is not placed", cfg.trainer.accelerator)
         yield None

@@ -1,24 +1,10 @@
 """How far a sweep has got: one console line per finished job, and `<sweep>/progress.json`.
 
-Three parts, which talk through files in the sweep folder only, so they work the
-same for every launcher (basic: jobs in the launching process; joblib: in worker
-processes; submitit: on other machines sharing the folder):
-
-- `JobStatusCallback` (a Hydra callback, conf/hydra/default.yaml) runs where the
-  job runs: at its start it writes `<sweep>/.progress/jobs/<num>.json` (running,
-  started_at, pid) and points AR_SWEEP_JOB_STATUS at it, so the GPU placement
-  (gpu_placement.py) and the epoch callback (training/epoch_progress.py, also in DDP rank 0)
-  add the device and the epoch; at its end it records completed, failed (with the
-  error) or skipped (a resumed sweep's job whose folder already held a completed
-  run: it counts as done), the seconds and the top-1.
-- `SweepMonitor` runs in the launching process, started by the sweepers
-  (hydra_plugins/ar_experiments_sweepers/) around the whole sweep: every
-  `interval` seconds it reads the job files, prints a line for each job that has
-  finished since, and writes progress.json atomically.
-- `python -m ar_experiments.report --progress <sweep>` prints progress.json.
-
-The time left and the jobs that stopped making progress are time_left.py's. The job side is
-job_status.py; reading progress.json back is report/progress.py. None of them imports torch.
+`SweepMonitor` runs in the launching process, started by the sweepers (hydra_plugins/) around the
+whole sweep: every `interval` seconds it reads the job status files that job_status.py writes where
+each job runs, prints a line for each job finished since, and writes progress.json atomically. Files,
+not messages: joblib runs a job's end in its worker process, submitit on another machine, so the parts
+talk through the sweep folder alone (docs/sweeps.md, "How far a sweep has got"). None of them imports torch.
 """
 
 from __future__ import annotations
