@@ -1,18 +1,9 @@
 """Ctrl-C and pre-emption (SIGINT, SIGTERM): stop at a safe point with a checkpoint to resume from exactly.
 
-`GracefulStop` takes SIGINT and SIGTERM for the whole run and only notes the
-signal; the training loop stops where a checkpoint can continue it as if
-nothing had happened: after the current training batch, or, when that batch
-ends an epoch, after the epoch's validation. Under DDP the ranks decide
-together, at the end of each batch, so that all of them stop after the same
-batch (one rank leaving early would leave the others waiting in a collective).
-The stop goes through Lightning's own SIGTERM path (its loops raise
-`SIGTERMException` at those points); Lightning's own SIGTERM handler is kept
-out, since it runs a collective inside the signal handler. On the way out
-`checkpoints/last.ckpt` is saved (every rank takes part, rank 0 writes), and
-the run ends as `status: interrupted` with exit code 128 + the signal number.
-A signal that arrives while no trainer runs (setup, between fit and test) or
-while testing stops the run before its next batch; a second Ctrl-C at once.
+Where a run stops and what it leaves is docs/faults.md's "Ctrl-C, pre-emption and resuming". `GracefulStop`
+only notes the signal; the stop goes through Lightning's own SIGTERM path (its loops raise `SIGTERMException`
+at their checks), with the ranks deciding together after each batch so that all stop after the same one.
+Lightning's own SIGTERM handler is kept out, since it runs a collective inside the signal handler.
 """
 
 from __future__ import annotations
