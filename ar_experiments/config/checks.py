@@ -153,12 +153,6 @@ def optimisation_problems(config: dict[str, Any]) -> list[str]:
             f"scheduler.scheduler._target_={scheduler.get('_target_')!r} is not a learning-rate scheduler; "
             f"choose scheduler=<{'|'.join(group_options('scheduler'))}> or a torch.optim.lr_scheduler class"
         )
-    return problems
-
-
-def optimizer_extra_problems(config: dict[str, Any]) -> list[str]:
-    optimizer = config.get("optimizer", {})
-    problems = []
     if optimizer.get("lr_scaling", "none") not in LR_SCALING_RULES:
         problems.append(
             f"optimizer.lr_scaling={optimizer.get('lr_scaling')!r}; choose one of {', '.join(LR_SCALING_RULES)}"
@@ -211,7 +205,6 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
         *data_problems(config),
         *count_problems(config),
         *optimisation_problems(config),
-        *optimizer_extra_problems(config),
         *validation_problems(config),
         *resume_problems(config),
     ]

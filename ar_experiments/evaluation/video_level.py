@@ -67,10 +67,9 @@ class VideoLevelAccumulator:
 
     def merged(self) -> VideoLevelAccumulator:
         """The union over DDP ranks (a no-op in a single process)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        parts = _every_ranks((self.scores, self.views, self.labels))
+        if parts is None:
             return self
-        parts: list = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, (self.scores, self.views, self.labels))
         total = VideoLevelAccumulator()
         for scores, views, labels in parts:
             for index, score in scores.items():
@@ -88,13 +87,19 @@ class VideoLevelAccumulator:
         return order, probabilities, torch.tensor([self.labels[i] for i in order])
 
 
+def _every_ranks(value: Any) -> list | None:
+    """Every DDP rank's `value`, in rank order; None in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, value)
+    return parts
+
+
 def union_over_ranks(items: set[str]) -> set[str]:
     """The union of every DDP rank's `items` (the set itself in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return set(items)
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, sorted(items))
-    return {item for part in parts for item in part}
+    parts = _every_ranks(sorted(items))
+    return set(items) if parts is None else {item for part in parts for item in part}
 
 
 def accuracy_summary(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:

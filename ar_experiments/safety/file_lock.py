@@ -67,9 +67,9 @@ def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
 
 
 @contextmanager
-def waiting_for(path: Path, poll_s: float = 0.05) -> Iterator[HeldLock]:
+def waiting_for(path: Path) -> Iterator[HeldLock]:
     """Hold `path` for the block, waiting as long as another process holds it (a short critical section)."""
-    lock = filelock.FileLock(str(path), timeout=-1, poll_interval=poll_s, thread_local=False)
+    lock = filelock.FileLock(str(path), timeout=-1, poll_interval=0.05, thread_local=False)
     with lock:
         yield HeldLock(path, lock)
 

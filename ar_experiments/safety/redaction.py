@@ -1,13 +1,6 @@
-"""Keep credentials out of everything a run writes.
+"""Keep credentials out of everything a run writes (what counts as secret, and where: docs/security.md).
 
-A value is secret when its key looks like a credential (`api_key`, `token`,
-`password`, `secret`, ...) or when it is the value of such an environment
-variable (WANDB_API_KEY=...). Redaction covers the config the run logs (W&B,
-CSV hparams, checkpoints' hyperparameters), results.json, log records, the
-command line W&B records, and the files Hydra writes before the task starts
-(`.hydra/*.yaml`, the sweep's multirun.yaml), which `RedactSecretsCallback`
-rewrites. Credentials are never taken from the config: W&B reads its key from
-the environment or `wandb login`.
+Credentials are never taken from the config: W&B reads its key from the environment or `wandb login`.
 """
 
 from __future__ import annotations

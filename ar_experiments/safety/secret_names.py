@@ -1,16 +1,8 @@
 """No credential in a file or folder name: job folders, run names, W&B names, Optuna studies.
 
-Hydra makes the job folder (`hydra.sweep.subdir`, built from `run_name`) and the
-run and sweep folders before any code of the task runs, and their paths end up
-inside checkpoints (the checkpoint callback's paths) and W&B's files. So:
-
-- the names the configs build from `run_name` go through the resolver
-  `${ar.safe_name:...}` (`conf/hydra/default.yaml`, `conf/logger/wandb.yaml`,
-  `conf/hparams_search/optuna.yaml`), which replaces any credential in them by
-  `REDACTED` (a folder-safe word);
-- a run or sweep folder (`hydra.run.dir`, `hydra.sweep.dir`) that would carry
-  a credential from the environment stops the command before the folder is
-  made, naming the environment variable (`SecretFoldersCallback`).
+Hydra makes the run, sweep and job folders before any code of the task runs, and their paths end up inside
+checkpoints and W&B's files: the names built from `run_name` go through the resolver `${ar.safe_name:...}`,
+and a run or sweep folder that would carry a credential stops the command (docs/security.md).
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
-"""One Optuna study, several searches at once: safe creation, and `n_trials` that holds.
+"""One Optuna study, several searches at once: safe creation, and `n_trials` that holds (docs/sweeps.md).
 
-Two processes opening a new SQLite study at the same moment both create its
-tables, and one dies (`OperationalError: table studies already exists`,
-`IntegrityError` on alembic_version). `open_study` serialises the opening with
-a lock file beside an SQLite database and retries any storage's creation race.
-
-`n_trials` is the size the study grows to (docs/sweeps.md). Each process asks
-Optuna for trials and Optuna numbers them atomically, so a trial's number says
-how many were asked before it; a trial is *surplus* when the trials numbered
-below it that count already reach `n_trials`. What counts: completed and
-failed trials, and running ones whose process is alive (each running trial
-records its owner's host and pid; a running trial of a killed search counts
-no more, as before). A surplus trial is never run: it is told to Optuna as
-failed with the user attribute `surplus` (which no count includes), and the
-search that asked it stops. Whether trial k is surplus depends only on trials
-numbered below it, so two searches agree whichever checks first.
+Two processes opening a new SQLite study at the same moment both create its tables, and one dies
+(`table studies already exists`): `open_study` serialises the opening with a lock file beside an SQLite
+database and retries any storage's creation race. A trial is *surplus*, never run, when the trials numbered
+below it that count already reach `n_trials`; as Optuna numbers trials atomically, whether trial k is
+surplus depends only on trials numbered below it, so two searches agree whichever checks first.
 """
 
 from __future__ import annotations

@@ -42,7 +42,6 @@ def build_loggers(logger_cfg: DictConfig | None, config: dict[str, Any], group: 
         logger = instantiate(entry)
         logger.log_hyperparams(config)
         loggers.append(logger)
-        log.debug("logger %s ready", name)
     return loggers
 
 

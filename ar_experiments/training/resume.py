@@ -1,13 +1,8 @@
 """Resuming: a run folder that already holds a run continues it instead of starting over.
 
-`resume=auto` (the default) looks at the run folder: a `results.json` with
-`status: completed` means the job is done (it is skipped and its recorded
-best_val_acc returned, so a re-run sweep only does what is left); otherwise
-`checkpoints/last.ckpt`, if present, is where training continues. A sweep
-re-run into its folder (`hydra.sweep.dir=...`) thus skips finished jobs and
-resumes the rest; a single run does the same when given a fixed folder
-(`hydra.run.dir=...`). `resume=<run folder or .ckpt>` continues from that
-checkpoint in this run's own folder.
+`resume=auto` (the default): a completed run's folder is skipped (its recorded best_val_acc returned, so a
+re-run sweep only does what is left), else training continues from `checkpoints/last.ckpt` if present;
+`resume=<run folder or .ckpt>` continues from that checkpoint in this run's own folder (docs/faults.md).
 """
 
 from __future__ import annotations
