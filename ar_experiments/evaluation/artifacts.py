@@ -1,9 +1,6 @@
-"""Per-run evaluation files, written into the run folder after testing.
-
-What a paper's error analysis needs from one run: every test video's
-prediction, accuracy per class, the confusion matrix (as numbers and as a
-figure) and the pairs of classes confused most. The same figures and the
-per-class table go to W&B when a W&B logger is active.
+"""Per-run evaluation files, written into the run folder after testing: every test video's prediction, accuracy
+per class, the confusion matrix (numbers and figure) and the pairs of classes confused most, for a paper's
+error analysis; the figures and the per-class table go to W&B too when a W&B logger is active.
 
 Mutation testing (docs/testing.md) covers the numbers and the order of the classes, not the figures'
 drawing (sizes, fonts, colours): the two plot functions are marked `no mutate`, as no test reads pixels.

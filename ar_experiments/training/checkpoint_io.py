@@ -13,14 +13,11 @@ from ..safety.atomic import atomic_open
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside its target, fsyncs it, then renames it.
+    """Writes each local checkpoint through `atomic_open`: a torn `last.ckpt` would make a resumed run fail.
 
-    Lightning's TorchCheckpointIO (2.6) writes through an fsspec transaction
-    whose temporary file sits in the system temp folder: when that is another
-    filesystem the final move is a plain copy onto the target, which a kill
-    can tear, and nothing is fsynced. A torn `last.ckpt` would make a
-    resumed run fail, so local checkpoints go through `atomic_open`;
-    remote (fsspec URL) paths keep Lightning's behaviour.
+    Lightning's TorchCheckpointIO (2.6) stages its temporary file in the system temp folder, so on another
+    filesystem its final move is a copy that a kill can tear, and nothing is fsynced. Remote (fsspec URL)
+    paths keep Lightning's behaviour.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:

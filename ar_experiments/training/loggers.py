@@ -21,11 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def build_loggers(logger_cfg: DictConfig | None, config: dict[str, Any], group: str) -> list:
-    """Instantiate every configured logger and record the resolved `config` in each.
+    """Instantiate every configured logger and record the resolved `config` in each; `group` is the W&B group.
 
-    The W&B run gets its name and tags from the config, `group` (the sweep
-    folder) and the config. If W&B cannot start (bad key, no network, disk full)
-    the run goes on with the other loggers and a warning.
+    If W&B cannot start (bad key, no network, disk full) the run goes on with the other loggers and a warning.
     """
     from hydra.utils import instantiate
 
@@ -112,13 +110,8 @@ class FailSafeWandbLogger(WandbLogger):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """A CSVLogger that keeps the rows already in its metrics.csv.
-
-    Lightning's deletes the file when a logger starts in a folder that has
-    one; here that folder belongs to the same run, being resumed, so its
-    earlier epochs stay and new rows are appended (the header grows if new
-    metrics appear).
-    """
+    """A CSVLogger that keeps the rows already in its metrics.csv: Lightning's (2.6) deletes the file when a
+    logger starts in a folder that has one, which here is the same run, being resumed."""
 
     @property
     def experiment(self):

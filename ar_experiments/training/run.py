@@ -34,11 +34,10 @@ def run_in_this_process(
 ) -> RunRecord:
     """Fit, test with the best checkpoint, write results.json; return the record written.
 
-    The config is checked before any data is read and the split files before
-    any model is built. A job whose folder already holds a completed run is
-    skipped (its record is returned); one with a checkpoint resumes from it (see resume.py).
-    In DDP this runs in every rank, and rank 0 writes; `started_rank`: this is a rank that
-    distributed.py started, whose launching process handles the second Ctrl-C and the resume hint.
+    The config is checked before any data is read, and the split files before any model is built; a completed
+    run is skipped (its record returned), an interrupted one resumed (resume.py). In DDP this runs in every
+    rank, and rank 0 writes; `started_rank`: a rank that distributed.py started, whose launching process
+    handles the second Ctrl-C and the resume hint.
     """
     started = time.perf_counter() if started is None else started
     from pytorch_lightning.utilities import rank_zero_only
