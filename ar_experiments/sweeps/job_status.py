@@ -32,9 +32,6 @@ def now_iso(clock: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if clock is None else clock, timezone.utc).isoformat(timespec="seconds")
 
 
-# --- the job's side ---------------------------------------------------------------------------
-
-
 def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> None:
     """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep.
 

@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 RUNNING_KEYS = ("job", "run_name", "state", "device", "epoch", "max_epochs", "stage", "host", "pid")
 FINISHED_KEYS = ("job", "run_name", "state", "top1", "seconds", "device", "error")
 
-# --- the launching process's side ---------------------------------------------------------------
-
 
 def duration_text(seconds: float) -> str:
     if seconds < 90:

@@ -9,10 +9,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ..config.checks import ConfigError
+from ..data.splits import DatasetIndexError
 from ..record.results import RunRecord, record_from
 from .fit import Built, build, fit_and_test
 
 log = logging.getLogger(__name__)
+# errors whose message names the key or file and the fix in one line, which train.py prints (in a sweep, the job's
+# progress line does); their tracebacks go to this logger, which conf/hydra/default.yaml sends to train.log alone
+ONE_LINE_ERRORS = (ConfigError, DatasetIndexError)
+train_log_only = logging.getLogger("ar_experiments.train_log_only")
 
 
 def sweep_dir() -> str | None:
@@ -42,10 +48,9 @@ def run_in_this_process(
     started = time.perf_counter() if started is None else started
     from pytorch_lightning.utilities import rank_zero_only
 
-    from ..config.checks import ConfigError, check_config
+    from ..config.checks import check_config
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
-    from .console_log import FILE_ONLY, ONE_LINE_ERRORS
     from .interruption import GracefulStop, as_interruption
     from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import base_record, peak_gpu_mb, peak_rss_mb, write_results, write_skipped_videos
@@ -55,7 +60,7 @@ def run_in_this_process(
         # redacted before anything is saved: the module's settings go into every checkpoint
         resolved = redact_secrets(check_config(cfg))
     except ConfigError as err:
-        log.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True, extra=FILE_ONLY)
+        train_log_only.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True)
         if rank_zero_only.rank == 0:  # a sweep's report lists this job as failed, with the reason
             write_results(run_dir, RunRecord(status="failed", run_name=_run_name(cfg), error=_error_text(err)))
         raise
@@ -79,8 +84,9 @@ def run_in_this_process(
             record, status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err)
         )
         # the traceback in train.log: a sweep goes on past it; a one-line error's line is the console's
-        one_line = FILE_ONLY if isinstance(err, ONE_LINE_ERRORS) else None
-        log.error("%s %s", cfg.run_name, record.status, exc_info=True, extra=one_line)
+        (train_log_only if isinstance(err, ONE_LINE_ERRORS) else log).error(
+            "%s %s", cfg.run_name, record.status, exc_info=True
+        )
         if interrupted:
             if not started_rank:  # the launching process knows the sweep folder and says it
                 log_how_to_resume(run_dir)
