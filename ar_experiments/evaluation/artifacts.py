@@ -86,23 +86,10 @@ def write_run_artifacts(
 def prediction_rows(videos, probabilities: torch.Tensor, labels: torch.Tensor, views, names) -> list[list]:
     """One `PREDICTION_COLUMNS` row per video."""
     top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices  # (dim=-1 is 1 too: equivalent)
-    rows = []
-    for video, probs, label, top_k, count in zip(videos, probabilities, labels.tolist(), top.tolist(), views):
-        best = top_k[0]
-        rows.append(
-            [
-                video,
-                label,
-                names[label],
-                best,
-                names[best],
-                " ".join(map(str, top_k)),
-                f"{probs[label].item():.6f}",
-                f"{probs[best].item():.6f}",
-                count,
-            ]
-        )
-    return rows
+    return [
+        [video, label, names[label], k[0], names[k[0]], " ".join(map(str, k)), f"{p[label]:.6f}", f"{p[k[0]]:.6f}", n]
+        for video, p, label, k, n in zip(videos, probabilities.tolist(), labels.tolist(), top.tolist(), views)
+    ]
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> np.ndarray:
