@@ -135,11 +135,8 @@ def plot_confusion_matrix(
     the bottom. The colour scale is a square root so that confusions of a few
     percent stand out next to a diagonal near 1.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
 
     fractions = _row_normalised(confusion)
     accuracy = np.diag(fractions)
@@ -148,7 +145,8 @@ def plot_confusion_matrix(
     count = len(names)
     side = max(6.0, 0.15 * count + 3.0)
     font = 8 if count <= 30 else 5
-    fig, ax = plt.subplots(figsize=(side + 1.5, side), layout="constrained")
+    fig = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(
         np.ma.masked_invalid(shown), cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest"
     )
@@ -158,23 +156,13 @@ def plot_confusion_matrix(
     ax.set_ylabel("true class (accuracy)")
     ax.set_title(f"Confusion matrix, row-normalised\n{title}")
     if count <= 20:
-        for row in range(count):
-            for col in range(count):
-                if confusion[order[row], order[col]]:
-                    value = shown[row, col]
-                    ax.text(
-                        col,
-                        row,
-                        f"{value:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=font,
-                        color="white" if value > 0.5 else "black",
-                    )
+        for row, col in zip(*np.nonzero(confusion[np.ix_(order, order)])):
+            value = shown[row, col]
+            color = "white" if value > 0.5 else "black"
+            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=font, color=color)
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label("share of the true class's videos (square-root colour scale)", fontsize=8)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def classes_by_accuracy(accuracy: np.ndarray, names: Sequence[str]) -> list[int]:
@@ -201,14 +189,12 @@ def plot_confused_pairs(
     confusion: np.ndarray, names: Sequence[str], path: Path, title: str
 ) -> None:  # pragma: no mutate block
     """Horizontal bars of the most confused true -> predicted pairs, with the share of the true class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     pairs = confused_pairs(confusion)
     support = confusion.sum(1)
-    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    fig = Figure(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    ax = fig.subplots()
     if pairs:
         labels = [f"{names[t]} \u2192 {names[p]}" for t, p, _ in pairs]
         counts = [n for _, _, n in pairs]
@@ -225,7 +211,6 @@ def plot_confused_pairs(
     ax.set_title(f"Most confused pairs, true \u2192 predicted (top {TOP_CONFUSED_PAIRS}; {title})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def _log_to_wandb(loggers: Iterable, paths: dict[str, Path], per_class: list[list]) -> None:
