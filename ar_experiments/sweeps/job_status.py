@@ -12,8 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from ..safety.atomic import atomic_write_json, read_json
-from ..safety.redaction import redact_text
-from ..safety.secret_names import safe_name
+from ..safety.redaction import redact_text, safe_name
 
 log = logging.getLogger(__name__)
 
