@@ -57,13 +57,9 @@ class VideoLevelAccumulator:
     def update(self, indices: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tensor, views_per_item: int = 1):
         """`probabilities` (B, C) are already averaged over the `views_per_item` crops of each item."""
         for index, probs, label in zip(indices.tolist(), probabilities.detach().float().cpu(), labels.tolist()):
-            if index in self.scores:
-                self.scores[index] += probs * views_per_item
-                self.views[index] += views_per_item
-            else:
-                self.scores[index] = probs * views_per_item
-                self.views[index] = views_per_item
-                self.labels[index] = label
+            self.scores[index] = self.scores.get(index, 0) + probs * views_per_item
+            self.views[index] = self.views.get(index, 0) + views_per_item
+            self.labels.setdefault(index, label)
 
     def merged(self) -> VideoLevelAccumulator:
         """The union over DDP ranks (a no-op in a single process)."""

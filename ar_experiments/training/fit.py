@@ -111,9 +111,10 @@ def fit_and_test(
     provenance = {"git_commit": record.git_commit, "git_dirty": record.git_dirty, "versions": record.versions}
     loggers = build_loggers(cfg.get("logger"), {**built.config, **provenance}, group=group)
     validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
+    configured = [callback for callback in (instantiate(cfg.get("callbacks")) or {}).values() if callback is not None]
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), ResumableTraining(cfg.seed), throughput, stop],
+        callbacks=[*configured, ResumableTraining(cfg.seed), throughput, stop],
         logger=loggers or False,
         **validation,
     )
@@ -154,10 +155,3 @@ def fit_and_test(
         best_checkpoint=best_path,
         startup_s=throughput.first_step_at - started if throughput.first_step_at is not None else None,
     )
-
-
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry with a _target_ (entries set to null are switched off)."""
-    from hydra.utils import instantiate
-
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
