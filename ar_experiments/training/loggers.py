@@ -29,17 +29,14 @@ def build_loggers(logger_cfg: DictConfig | None, config: dict[str, Any], group: 
 
     loggers = []
     for name, entry in (logger_cfg or {}).items():
-        if not entry or "_target_" not in entry:
+        if not entry:  # switched off (logger.<name>=null)
             continue
         entry = _without_credentials(name, entry)
         if entry["_target_"].endswith("WandbLogger"):
-            wandb_logger = _start_wandb(instantiate, entry, config, group)
-            if wandb_logger is not None:
-                loggers.append(wandb_logger)
-            continue
-        logger = instantiate(entry)
-        logger.log_hyperparams(config)
-        loggers.append(logger)
+            loggers += _start_wandb(entry, config, group)
+        else:
+            loggers.append(instantiate(entry))
+            loggers[-1].log_hyperparams(config)
     return loggers
 
 
@@ -58,16 +55,19 @@ def _without_credentials(name: str, entry: DictConfig) -> dict[str, Any]:
     return redact_secrets({key: value for key, value in settings.items() if key not in dropped})
 
 
-def _start_wandb(instantiate, entry, config: dict[str, Any], group: str):
+def _start_wandb(entry: dict[str, Any], config: dict[str, Any], group: str) -> list:
+    """[the W&B logger], started, or [] when W&B cannot start."""
+    from hydra.utils import instantiate
+
     try:
         logger = instantiate(entry, group=group)
         # starting the run now makes a failure show here, not mid-training; W&B records the command line
         with redacted_argv():
             logger.experiment.config.update(config, allow_val_change=True)
-        return logger
+        return [logger]
     except Exception as err:  # noqa: BLE001 - any W&B failure must leave the run alive
         log.warning("W&B could not start (%s: %s); this run continues with the other loggers", type(err).__name__, err)
-        return None
+        return []
 
 
 def _fail_safe(method):
