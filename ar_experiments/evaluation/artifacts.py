@@ -44,11 +44,8 @@ def write_run_artifacts(
     class_names: Sequence[str],
     loggers: Iterable = (),
 ) -> dict[str, Path]:
-    """Write the per-video and per-class files of a test; returns their paths by name.
-
-    `predictions` holds one entry per test video, keyed by its position in
-    `test_records`. Nothing is written when the test saw no video.
-    """
+    """Write the per-video and per-class files of a test (nothing when it saw no video); their paths by name.
+    `predictions` holds one entry per test video, keyed by its position in `test_records`."""
     indices, probabilities, labels = predictions.predictions()
     if not indices:
         log.warning("no test predictions: per-run metrics files are not written")

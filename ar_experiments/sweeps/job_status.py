@@ -50,11 +50,6 @@ def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> N
         log.warning("could not update the sweep progress file %s: %s", path, err)
 
 
-def _headline(results: dict[str, Any]) -> float | None:
-    value = results.get("test_top1_multiview")
-    return results.get("test_top1") if value is None else value
-
-
 class JobStatusCallback(Callback):
     """Writes each job's start and end into `<sweep>/.progress/jobs/<num>.json` (multiruns only)."""
 
@@ -107,7 +102,8 @@ class JobStatusCallback(Callback):
         else:
             before = status.get("completed_before")
             unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before
-            fields.update(state=SKIPPED if unchanged else COMPLETED, top1=_headline(results))
+            # test_top1_multiview is the central clip's top-1 when the test had one view (training/fit.py)
+            fields.update(state=SKIPPED if unchanged else COMPLETED, top1=results.get("test_top1_multiview"))
         if results.get("device"):
             fields["device"] = results["device"]
         update_job_status(path, **fields)

@@ -158,14 +158,10 @@ class StopOnNonFiniteLoss(pl.Callback):
 
 
 class EpochProgress(pl.Callback):
-    """The epoch a sweep's running job is at, for its progress.json (sweeps/progress.py).
-
-    In a multirun job, adds `epoch`, `max_epochs` and `stage` to the job's status file named by
-    AR_SWEEP_JOB_STATUS (inherited by DDP ranks; rank 0 alone writes), with when training and each epoch
-    started (the job's pace, for the sweep's time left), and touches the file at least every HEARTBEAT_S
-    seconds while batches finish (a file that stops changing names a job that stopped making progress).
-    Outside a sweep it does nothing.
-    """
+    """In a multirun job, the epoch and stage for its progress.json: added to the job's status file
+    (AR_SWEEP_JOB_STATUS; rank 0 alone writes) with when training and each epoch started (the job's pace), and
+    a touch at least every HEARTBEAT_S seconds while batches finish (a file that stops changing names a job
+    that stopped making progress). Outside a sweep it does nothing."""
 
     def __init__(self):
         self.path = os.environ.get(STATUS_ENV)
