@@ -1,17 +1,24 @@
-"""One run in this process: check the config, plan the resume, fit, test, and write the run record."""
+"""One run in this process: check the config, plan the resume, fit, test, and write the run record.
+
+Resuming (`resume=auto`, the default): a completed run's folder is skipped (its recorded best_val_acc returned,
+so a re-run sweep only does what is left), else training continues from `checkpoints/last.ckpt` if present;
+`resume=<run folder or .ckpt>` continues from that checkpoint in this run's own folder (docs/faults.md).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from ..config.checks import ConfigError
 from ..data.splits import DatasetIndexError
 from ..record.results import RunRecord, record_from
+from ..safety.atomic import read_json
 from .fit import Built, build, fit_and_test
 
 log = logging.getLogger(__name__)
@@ -19,6 +26,7 @@ log = logging.getLogger(__name__)
 # progress line does); their tracebacks go to this logger, which conf/hydra/default.yaml sends to train.log alone
 ONE_LINE_ERRORS = (ConfigError, DatasetIndexError)
 train_log_only = logging.getLogger("ar_experiments.train_log_only")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def sweep_dir() -> str | None:
@@ -35,13 +43,56 @@ def sweep_group(cfg: DictConfig) -> str:
     return sweep_dir() or str(cfg.paths.output_dir)
 
 
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a run does with the state it finds: nothing, continue from `checkpoint`, or skip as `completed`."""
+
+    checkpoint: str | None = None
+    completed: dict[str, Any] | None = None
+
+
+def job_overrides() -> list[str] | None:
+    """This job's command-line overrides (a sweep's values included) minus `resume=`; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return sorted(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("resume="))
+
+
+def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> ResumePlan:
+    """Decide from `resume` and the state in `run_dir`; refuse state left by a job with other overrides."""
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        checkpoint = path / LAST_CHECKPOINT if path.is_dir() else path
+        if not checkpoint.is_file():
+            raise ConfigError([f"resume={resume}: no checkpoint at {checkpoint}; pass a run folder or a .ckpt file"])
+        return ResumePlan(checkpoint=str(checkpoint))
+    results = run_dir / "results.json"
+    previous = read_json(results)
+    if previous is None and results.is_file():  # written atomically: a hand-edited or foreign file; do not guess
+        raise ConfigError([f"{results} cannot be read as JSON; delete it or run in a new folder"])
+    recorded = (previous or {}).get("overrides")
+    if recorded is not None and overrides is not None and sorted(recorded) != overrides:
+        raise ConfigError(
+            [
+                f"{run_dir} holds a run with other overrides ({' '.join(recorded)}); re-run with exactly "
+                "those to resume it, or give this run a new folder (hydra.run.dir=... / hydra.sweep.dir=...)"
+            ]
+        )
+    if previous is not None and previous.get("status") == "completed":
+        return ResumePlan(completed=previous)
+    last = run_dir / LAST_CHECKPOINT
+    return ResumePlan(checkpoint=str(last)) if last.is_file() else ResumePlan()
+
+
 def run_in_this_process(
     cfg: DictConfig, wandb_group: str | None = None, started: float | None = None, *, started_rank: bool = False
 ) -> RunRecord:
     """Fit, test with the best checkpoint, write results.json; return the record written.
 
     The config is checked before any data is read, and the split files before any model is built; a completed
-    run is skipped (its record returned), an interrupted one resumed (resume.py). In DDP this runs in every
+    run is skipped (its record returned), an interrupted one resumed (plan_resume). In DDP this runs in every
     rank, and rank 0 writes; `started_rank`: a rank that distributed.py started, whose launching process
     handles the second Ctrl-C and the resume hint.
     """
@@ -52,7 +103,6 @@ def run_in_this_process(
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
     from .interruption import GracefulStop, as_interruption
-    from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import base_record, peak_gpu_mb, peak_rss_mb, write_results, write_skipped_videos
 
     run_dir = Path(cfg.paths.output_dir)
