@@ -51,14 +51,6 @@ def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | No
     return None
 
 
-def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
-    """(GPUs the job asks for, whether it takes them whole): DDP jobs take whole GPUs."""
-    devices = cfg.trainer.get("devices", "auto")
-    count = visible if str(devices).strip() in ("auto", "-1") else int(devices)
-    strategy = str(cfg.trainer.get("strategy", "auto"))
-    return count, count > 1 or "ddp" in strategy
-
-
 @contextlib.contextmanager
 def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[list[int] | None]:
     """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices), None when not placed.
@@ -80,7 +72,9 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         return
     jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
     pool = SlotPool(slots_folder(), gpus, jobs_per_gpu)
-    needed, whole = _gpus_needed(cfg, len(gpus))
+    devices = str(cfg.trainer.get("devices", "auto")).strip()
+    needed = len(gpus) if devices in ("auto", "-1") else int(devices)
+    whole = needed > 1 or "ddp" in str(cfg.trainer.get("strategy", "auto"))  # DDP jobs take whole GPUs
     at_once = jobs_at_once(hydra_launcher())
     if at_once is not None and at_once < pool.slots and not whole:
         log.warning(

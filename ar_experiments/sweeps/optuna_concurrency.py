@@ -62,15 +62,6 @@ def open_study(study_name: str, storage: Any, directions: list, **options: Any) 
     raise AssertionError("unreachable")
 
 
-def owner_tag() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(tag: str) -> bool:
-    host, _, pid = tag.rpartition(":")
-    return process_alive(host, int(pid) if pid.isdigit() else None)
-
-
 def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None = None) -> bool:
     """Completed, failed or pruned (not surplus), or running in a live process."""
     if trial.user_attrs.get(SURPLUS):
@@ -83,7 +74,8 @@ def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None
     if owner is None:
         started = trial.datetime_start
         return started is None or (now or datetime.now()) - started < OWNERLESS_GRACE
-    return _owner_alive(owner)
+    host, _, pid = owner.rpartition(":")  # "host:pid"
+    return process_alive(host, int(pid) if pid.isdigit() else None)
 
 
 def stored_trials(study: optuna.Study) -> int:
@@ -98,17 +90,12 @@ def keep_within_n_trials(trials: list[optuna.trial.Trial], n_trials: int) -> lis
     if not trials:
         return trials
     for trial in trials:
-        trial.set_user_attr(OWNER, owner_tag())
+        trial.set_user_attr(OWNER, f"{socket.gethostname()}:{os.getpid()}")
     study = trials[0].study
-    stored = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    counting = [t.number for t in stored if counts_toward_n_trials(t)]
-    kept, surplus = [], []
-    for trial in sorted(trials, key=lambda t: t.number):
-        below = sum(number < trial.number for number in counting)
-        if below >= n_trials:
-            surplus.append(trial)
-        else:
-            kept.append(trial)
+    counting = [t.number for t in study.get_trials(deepcopy=False) if counts_toward_n_trials(t)]
+    ordered = sorted(trials, key=lambda t: t.number)
+    kept = [trial for trial in ordered if sum(number < trial.number for number in counting) < n_trials]
+    surplus = [trial for trial in ordered if trial not in kept]
     for trial in surplus:
         trial.set_user_attr(SURPLUS, f"hydra.sweeper.n_trials={n_trials} reached by other searches; never run")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
