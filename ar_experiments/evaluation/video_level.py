@@ -15,11 +15,8 @@ SET_APART = ("crop_size", "max_aspect_ratio")  # not taken as they are from a da
 
 @dataclass(frozen=True)
 class ViewSettings:
-    """How a test video becomes model input: clip sampling, scaling and the views averaged.
-
-    Checkpoints keep these (`VideoClassifier`'s `view_settings`), so `predict`
-    prepares a video exactly as the run's test did.
-    """
+    """How a test video becomes model input: clip sampling, scaling and the views averaged. Checkpoints keep
+    these (`VideoClassifier`'s `view_settings`), so `predict` prepares a video exactly as the run's test did."""
 
     frames: int
     stride: int
@@ -43,11 +40,8 @@ class ViewSettings:
 
 
 class VideoLevelAccumulator:
-    """Sums softmax scores per video index over all its views (temporal x spatial).
-
-    A video's views may come in several updates, and under DDP the videos are
-    spread over the ranks; `merged()` combines every rank's, so each video counts once.
-    """
+    """Sums softmax scores per video index over all its views (temporal x spatial), which may come in several
+    updates; under DDP the videos are spread over the ranks, and `merged()` combines every rank's."""
 
     def __init__(self):
         self.scores: dict[int, torch.Tensor] = {}

@@ -124,11 +124,8 @@ def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., loggi
 
 
 def redact_log_records() -> None:
-    """Redact every log record as it is created, whatever logger and handler it goes to.
-
-    Done at record creation because Hydra's launchers reconfigure the handlers
-    right before they log each job's overrides.
-    """
+    """Redact every log record as it is created, whatever logger and handler it goes to (at creation because
+    Hydra's launchers reconfigure the handlers right before they log each job's overrides)."""
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "redacts", False):  # (a default of None is as false: an equivalent mutant)
         logging.setLogRecordFactory(_redacting(factory))

@@ -71,10 +71,6 @@ def visible_gpus(env: Mapping[str, str] | None = None, *, count: int) -> list[Gp
     return [Gpu(index, str(index)) for index in range(count)]
 
 
-def _slot_name(label: str, slot: int) -> str:
-    return f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.slot{slot}.lock"
-
-
 @dataclass
 class Claim:
     """GPUs held by one job: their CUDA `indices` and slot `labels`, and the slot locks that hold them."""
@@ -109,7 +105,7 @@ class SlotPool:
         return len(self.gpus) * self.jobs_per_gpu
 
     def _slot_path(self, gpu: int, slot: int) -> Path:
-        return self.folder / _slot_name(self.gpus[gpu].label, slot)
+        return self.folder / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.gpus[gpu].label)}.slot{slot}.lock"
 
     def holders(self) -> list[int]:
         """The pids holding this pool's slots now, as their lock files record them."""

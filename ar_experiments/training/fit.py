@@ -28,7 +28,6 @@ class Built:
 
     config: dict[str, Any]  # the resolved config (secrets redacted), which the loggers record
     datamodule: Any
-    class_names: list[str]
     module: Any  # the VideoClassifier (training/module.py)
     pretrained: PretrainedLoad | None  # what loading Kinetics-400 weights did; None: random initialisation
 
@@ -37,12 +36,12 @@ class Built:
         from ..models import clip_gflops
         from .module import network_args
 
-        network = self.module.net
-        size = {
-            "params": sum(p.numel() for p in network.parameters()),
-            "gflops": clip_gflops(num_classes=len(self.class_names), **network_args(self.module.hparams.model)),
+        module = self.module
+        return {
+            **(self.pretrained.as_record() if self.pretrained else {}),
+            "params": sum(p.numel() for p in module.net.parameters()),
+            "gflops": clip_gflops(num_classes=len(module.class_names), **network_args(module.hparams.model)),
         }
-        return {**(self.pretrained.as_record() if self.pretrained else {}), **size}
 
     def skipped(self) -> dict[str, list[str]]:
         """Unreadable videos per stage: train (each replaced by another), val and test (left out)."""
@@ -79,7 +78,7 @@ def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
         train_batch_size=cfg.data.batch_size,
     )
     pretrained = load_pretrained(module.net, weights) if weights is not None else None
-    return Built(resolved, datamodule, class_names, module, pretrained)
+    return Built(resolved, datamodule, module, pretrained)
 
 
 def fit_and_test(
@@ -130,7 +129,9 @@ def fit_and_test(
     log.info("test: %s", ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")))
     if trainer.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
-        write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, built.class_names, trainer.loggers)
+        write_run_artifacts(
+            run_dir, module.test_predictions, datamodule.index.test, module.class_names, trainer.loggers
+        )
     metrics = {name: clean_number(value) for name, value in metrics.items()}
     best_val = clean_number(checkpoint.best_model_score) if checkpoint is not None else None
     return replace(
