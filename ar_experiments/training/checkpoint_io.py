@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,9 +44,6 @@ def raise_if_disk_full(path, error: BaseException) -> None:
     torch.save on a full disk fails inside its zip writer with "[enforce fail at
     inline_container.cc] unexpected pos ...", which names neither the file nor the cause.
     """
-    import shutil
-    from pathlib import Path
-
     folder = Path(path).parent
     try:
         free = shutil.disk_usage(folder).free

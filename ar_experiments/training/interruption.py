@@ -37,11 +37,8 @@ def restore_signals(previous: dict[int, object]) -> None:
 
 
 class RunInterrupted(SIGTERMException):
-    """Training stopped on SIGINT or SIGTERM; the process exits with 128 + the signal number.
-
-    A SystemExit, not an Exception: a Hydra multirun stops at once instead of
-    starting its next job on a machine that is being taken away.
-    """
+    """Training stopped on SIGINT or SIGTERM; the process exits with 128 + the signal number. A SystemExit, not
+    an Exception: a Hydra multirun stops at once instead of starting its next job on a machine being taken away."""
 
     def __init__(self, signum: int):
         super().__init__(128 + signum)
@@ -52,11 +49,8 @@ class RunInterrupted(SIGTERMException):
 
 
 def as_interruption(err: BaseException, signum: int | None) -> RunInterrupted | None:
-    """`err` as a RunInterrupted if it is a stop by signal or Ctrl-C, else None.
-
-    Covers Lightning's own stops: its SIGTERMException (exit code 0) and the
-    sys.exit(1) it makes of a KeyboardInterrupt.
-    """
+    """`err` as a RunInterrupted if it is a stop by signal or Ctrl-C, else None; Lightning's own stops too: its
+    SIGTERMException (exit code 0) and the sys.exit(1) it makes of a KeyboardInterrupt."""
     if isinstance(err, RunInterrupted):
         return err
     if isinstance(err, (SIGTERMException, KeyboardInterrupt)) or isinstance(err.__context__, KeyboardInterrupt):
