@@ -38,12 +38,7 @@ def package_versions() -> dict[str, str]:
     """Installed versions of the packages a run depends on, and the CUDA and cuDNN that torch uses."""
     from .cudnn_check import runtime_versions
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = {name: metadata.version(name) for name in PACKAGES}  # every one a dependency in pyproject.toml
     runtime = runtime_versions()  # torch's own view: a CUDA build, its cuDNN (None on a CPU-only build)
     versions.update({key: runtime[key] for key in ("cuda", "cudnn") if runtime[key]})
     return versions
