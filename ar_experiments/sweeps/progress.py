@@ -230,11 +230,8 @@ class SweepMonitor:
         }
 
     def _print(self, line: str) -> None:
-        out = self.out or sys.stdout
-        try:
-            print(line, file=out, flush=True)
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken console never stops a sweep
+            print(line, file=self.out or sys.stdout, flush=True)
 
     def _write(self, progress: dict[str, Any], force: bool) -> None:
         """progress.json when something but the clock changed, and at least every 30 s."""

@@ -133,10 +133,7 @@ class StopOnNonFiniteLoss(pl.Callback):
         self.last_finite: tuple[int, float] | None = None  # (step, loss)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
-        value = float(loss.detach())
+        value = float(outputs["loss"].detach())  # Lightning hands on training_step's loss as {"loss": ...}
         step = trainer.global_step  # optimizer steps so far, this one included
         # under DDP the ranks decide together, so none is left waiting for the others
         if not trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
