@@ -126,12 +126,8 @@ def _row_normalised(confusion: np.ndarray) -> np.ndarray:
 def plot_confusion_matrix(
     confusion: np.ndarray, names: Sequence[str], path: Path, title: str
 ) -> None:  # pragma: no mutate block
-    """Row-normalised confusion matrix, classes sorted by accuracy (best first).
-
-    Sorting puts the weak classes, and what they are mistaken for, together at
-    the bottom. The colour scale is a square root so that confusions of a few
-    percent stand out next to a diagonal near 1.
-    """
+    """Row-normalised confusion matrix, classes sorted by accuracy (best first: the weak ones, and what they are
+    mistaken for, together at the bottom), on a square-root colour scale (a few percent stand out next to 1)."""
     from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
 

@@ -53,10 +53,9 @@ class HeldLock:
 
 
 def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
-    """Take `path` and write who holds it into it, or None when another live process holds it.
-
-    `wait_s`: how long to keep trying. A lock removed on release (`release(remove=True)`) needs a moment:
-    a process that opened the file just before its owner removed it finds it gone and opens the new one."""
+    """Take `path` and write who holds it into it, or None when another live process holds it. `wait_s`: how
+    long to keep trying; a lock removed on release needs a moment (a process that opened the file just before
+    its owner removed it finds it gone and opens the new one)."""
     lock = filelock.FileLock(str(path), timeout=wait_s, poll_interval=0.05, thread_local=False)
     try:
         lock.acquire()

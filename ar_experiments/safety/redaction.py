@@ -62,9 +62,8 @@ def secret_environment_values(shortest: int = MIN_SECRET_LENGTH, below: float = 
 
 
 def redact_text(text: str) -> str:
-    """`text` with environment secrets and the values of secret-named assignments replaced.
-
-    Values of other assignments are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
+    """`text` with environment secrets and the values of secret-named assignments replaced; other assignments'
+    values are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
     for value in secret_environment_values():
         text = text.replace(value, REDACTED)
     for value in secret_environment_values(MIN_SHORT_SECRET_LENGTH, below=MIN_SECRET_LENGTH):

@@ -53,9 +53,8 @@ def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | No
 
 @contextlib.contextmanager
 def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[list[int] | None]:
-    """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices), None when not placed.
-
-    The caller passes them on as `trainer.devices`; `status` hears the job's state (waiting, running)."""
+    """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices, for `trainer.devices`), None
+    when not placed; `status` hears the job's state (waiting, running)."""
     global _PREVIOUS_GPU
     reason = placement_wanted(cfg)
     # a job whose folder holds a completed run is skipped by train(): it needs no GPU

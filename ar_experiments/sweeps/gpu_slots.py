@@ -19,10 +19,8 @@ POLL_S = 1.0
 
 def slots_folder(env: Mapping[str, str] | None = None) -> Path:
     """The slots every process of this user shares: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots
-    (local disk: a home folder on NFS would share one machine's slots with every other machine).
-
-    Inside a SLURM allocation, a folder of the allocation's own: its GPUs are numbered from 0 in each
-    allocation, so two allocations on one node must not share slot names."""
+    (local disk: a home folder on NFS would share one machine's slots with every other machine); inside a SLURM
+    allocation a folder of its own, as each allocation on a node numbers its GPUs from 0."""
     env = os.environ if env is None else env
     root = Path(env.get(SLOTS_DIR_ENV) or f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
     return root / f"slurm-{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else root
@@ -53,13 +51,10 @@ class Gpu:
 
 
 def visible_gpus(env: Mapping[str, str] | None = None, *, count: int) -> list[Gpu]:
-    """The GPUs a job may use, in CUDA's order.
-
-    CUDA_VISIBLE_DEVICES's entries when set (SLURM sets it for an allocation's GPUs); else, inside a
-    SLURM allocation, SLURM_STEP_GPUS or SLURM_JOB_GPUS (machine indices, which CUDA then numbers alike);
-    else every GPU of the machine. `count`: how many GPUs CUDA sees (torch.cuda.device_count(), which
-    starts no CUDA context); the list is cut to it, as CUDA drops entries that name no GPU.
-    """
+    """The GPUs a job may use, in CUDA's order: CUDA_VISIBLE_DEVICES's entries when set (SLURM sets it for an
+    allocation's GPUs); else, inside a SLURM allocation, SLURM_STEP_GPUS or SLURM_JOB_GPUS (machine indices,
+    which CUDA then numbers alike); else every GPU of the machine. `count`: how many GPUs CUDA sees
+    (torch.cuda.device_count(), which starts no CUDA context); the list is cut to it, as CUDA drops the rest."""
     env = os.environ if env is None else env
     entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
     if entries is not None:

@@ -33,9 +33,7 @@ def now_iso(clock: float | None = None) -> str:
 
 def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> None:
     """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep.
-
-    Every update is a sign of progress (`updated_at`); a job that comes back to RUNNING (from WAITING)
-    notes when (`running_since`)."""
+    Every update is a sign of progress (`updated_at`); a job back to RUNNING from WAITING notes when."""
     path = path or os.environ.get(STATUS_ENV)
     if not path:
         return

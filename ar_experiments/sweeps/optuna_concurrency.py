@@ -84,9 +84,8 @@ def stored_trials(study: optuna.Study) -> int:
 
 
 def keep_within_n_trials(trials: list[optuna.trial.Trial], n_trials: int) -> list[optuna.trial.Trial]:
-    """The trials just asked that fit in `n_trials`; the surplus ones are told as failed (never run).
-
-    Raises StudyFull when none fits."""
+    """The trials just asked that fit in `n_trials`; the surplus ones are told as failed (never run); StudyFull
+    when none fits."""
     if not trials:
         return trials
     for trial in trials:

@@ -252,9 +252,8 @@ class SweepMonitor:
 
 @contextlib.contextmanager
 def watch_sweep(config: Any, total: int | None = None, interval: float | None = None) -> Iterator[SweepMonitor]:
-    """Around a sweeper's sweep(): the monitor runs while the jobs do; progress.json stays afterwards.
-
-    It looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL, default 2)."""
+    """Around a sweeper's sweep(): the monitor looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL,
+    default 2) while the jobs run; progress.json stays afterwards."""
     interval = interval if interval is not None else float(os.environ.get(INTERVAL_ENV, 2.0))
     monitor = SweepMonitor(str(config.hydra.sweep.dir), total=total, interval=interval).start()
     status = None

@@ -106,10 +106,8 @@ def estimate_time_left(
     at_once: int,
     now: float,
 ) -> float | None:
-    """Seconds left (see the module's docstring); None before any job that ran has finished.
-
-    `running` are the status files of the jobs running now (not waiting for a GPU), `pending` the kinds
-    of the jobs not running yet (None where unknown)."""
+    """Seconds left; None before any job that ran has finished. `running` are the status files of the jobs
+    running now (not waiting for a GPU), `pending` the kinds of the jobs not running yet (None where unknown)."""
     times = JobTimes(finished)
     if not times.known:
         return None

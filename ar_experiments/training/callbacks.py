@@ -123,11 +123,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 class StopOnNonFiniteLoss(pl.Callback):
-    """Fails the run at the first NaN or infinite training loss, naming the step and the last finite loss.
-
-    Without it a diverged run trains on for hours with NaN weights and ends as
-    'completed' with chance accuracy.
-    """
+    """Fails the run at the first NaN or infinite training loss, naming the step and the last finite loss: else a
+    diverged run trains on for hours with NaN weights and ends as 'completed' with chance accuracy."""
 
     def __init__(self):
         self.last_finite: tuple[int, float] | None = None  # (step, loss)

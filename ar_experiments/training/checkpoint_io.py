@@ -39,11 +39,8 @@ FULL_DISK_BYTES = 256 * 2**20
 
 
 def raise_if_disk_full(path, error: BaseException) -> None:
-    """Raise a plain "disk full" error for a checkpoint write that failed on a (nearly) full disk.
-
-    torch.save on a full disk fails inside its zip writer with "[enforce fail at
-    inline_container.cc] unexpected pos ...", which names neither the file nor the cause.
-    """
+    """Raise a plain "disk full" error for a checkpoint write that failed on a (nearly) full disk: torch.save's
+    own ("[enforce fail at inline_container.cc] unexpected pos ...") names neither the file nor the cause."""
     folder = Path(path).parent
     try:
         free = shutil.disk_usage(folder).free

@@ -91,10 +91,8 @@ def fit_and_test(
     started: float,
 ) -> RunRecord:
     """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; `record` completed
-    with what they measured.
-
-    `stop` is the run's signal handler (a callback); `group` the W&B group; `started` the job's start
-    (time.perf_counter())."""
+    with what they measured. `stop` is the run's signal handler (a callback); `group` the W&B group; `started`
+    the job's start (time.perf_counter())."""
     from hydra.utils import instantiate
 
     from ..evaluation.artifacts import write_run_artifacts

@@ -37,13 +37,10 @@ def scaled_learning_rate(lr: float, rule: str, reference_batch_size: int, effect
 
 
 class WeightAverage:
-    """The running mean of a network's weights over the optimiser steps taken since averaging began.
-
-    Parameters and floating-point buffers (BatchNorm's running statistics) are
-    averaged, with equal weight per step; integer buffers (BatchNorm's step
-    counter) are left as trained. `swapped_in` puts the average into the network
-    for evaluation and the trained weights back afterwards.
-    """
+    """The running mean of a network's weights over the optimiser steps taken since averaging began: parameters
+    and floating-point buffers (BatchNorm's running statistics), with equal weight per step; integer buffers
+    (BatchNorm's step counter) stay as trained. `swap` puts the average into the network for evaluation, and
+    the trained weights back afterwards."""
 
     def __init__(self, net: nn.Module, prefix: str = ""):
         self.net, self.prefix = net, prefix

@@ -62,9 +62,8 @@ def _release_all() -> None:
 
 @contextmanager
 def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[HeldLock | None]:
-    """The folder's lock for the block; None in a process that does not own folders (a DDP rank).
-
-    A lock this process already held before the block stays held after it."""
+    """The folder's lock for the block (None in a DDP rank, which owns no folder); one this process already held
+    before the block stays held after it."""
     if not owns_folders():
         yield None
         return

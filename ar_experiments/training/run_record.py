@@ -45,12 +45,9 @@ def package_versions() -> dict[str, str]:
 
 
 def peak_rss_mb() -> float | None:
-    """This process's peak resident memory so far, in MiB (None where the OS does not say).
-
-    On Linux from /proc (VmHWM, the high-water mark of this program's own memory): getrusage's
-    ru_maxrss also counts the memory of the process that launched this one, from before its exec,
-    so a job started by a large process (a test runner, a notebook) would report that process's peak.
-    """
+    """This process's peak resident memory so far, in MiB (None where the OS does not say). On Linux from /proc
+    (VmHWM, this program's own high-water mark): getrusage's ru_maxrss also counts the memory of the process
+    that launched this one, from before its exec (a test runner's, a notebook's)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
