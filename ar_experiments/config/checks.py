@@ -1,8 +1,6 @@
-"""Checks of a training config that run before any data is read or any model is built.
-
-Each problem is one line naming the key, its value and what it may be, so a
-typo fails in a second instead of after the data has loaded (or, for a value
-only the model or the clip transform would notice, after the first batch).
+"""Checks of a training config that run before any data is read or any model is built: each problem is one line
+naming the key, its value and what it may be, so a typo fails in a second instead of after the data has loaded
+(or, for a value only the model or the clip transform would notice, after the first batch).
 """
 
 from __future__ import annotations

@@ -86,12 +86,11 @@ class TrainingThroughput(pl.Callback):
 
 
 class ResumableTraining(pl.Callback):
-    """Makes a training run a function of (seed, epoch, batch), so that a resumed run is the uninterrupted one.
-
-    The training batch sampler learns which epoch starts (Lightning's own `set_epoch` never reaches a batch
-    sampler) and counts the batches done, a position checkpoints keep (data/training_batches.py). Before
-    every training batch the random generators are seeded from (seed, epoch, batch, rank), so dropout does
-    not depend on what drew random numbers before (a loader starting, a validation pass, a restart).
+    """Makes a training run a function of (seed, epoch, batch), so that a resumed run is the uninterrupted one:
+    the training batch sampler learns which epoch starts (Lightning's own `set_epoch` never reaches a batch
+    sampler) and counts the batches done, a position checkpoints keep (data/training_batches.py); before every
+    training batch the random generators are seeded from (seed, epoch, batch, rank), so dropout does not
+    depend on what drew random numbers before (a loader starting, a validation pass, a restart).
     """
 
     def __init__(self, seed: int):

@@ -15,11 +15,10 @@ from ..safety.atomic import atomic_open
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each local checkpoint through `atomic_open`: a torn `last.ckpt` would make a resumed run fail.
-
+    """Writes each local checkpoint through `atomic_open`: a torn `last.ckpt` would make a resumed run fail, and
     Lightning's TorchCheckpointIO (2.6) stages its temporary file in the system temp folder, so on another
-    filesystem its final move is a copy that a kill can tear, and nothing is fsynced. Remote (fsspec URL)
-    paths keep Lightning's behaviour.
+    filesystem its final move is a copy that a kill can tear (nothing fsynced). Remote (fsspec URL) paths keep
+    Lightning's behaviour.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:

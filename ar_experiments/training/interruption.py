@@ -60,11 +60,10 @@ def as_interruption(err: BaseException, signum: int | None) -> RunInterrupted | 
 
 class GracefulStop(pl.Callback):
     """Once installed (for the whole run, not only while a trainer runs), SIGINT and SIGTERM stop the run at the
-    next safe point; a second Ctrl-C at once.
-
-    DataLoader workers ignore both signals (data/loader_workers.py): the main process shuts them down. DDP ranks
-    started by train() never stop at once (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them from
-    the terminal and from the launching process, which kills them itself on a second Ctrl-C.
+    next safe point; a second Ctrl-C at once. DataLoader workers ignore both signals (data/loader_workers.py):
+    the main process shuts them down. DDP ranks started by train() never stop at once
+    (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them from the terminal and from the launching
+    process, which kills them itself on a second Ctrl-C.
     """
 
     def __init__(self, checkpoint: str | Path, second_ctrl_c_stops_at_once: bool = True):

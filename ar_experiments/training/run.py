@@ -8,6 +8,7 @@ so a re-run sweep only does what is left), else training continues from `checkpo
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,12 +90,11 @@ def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> Resu
 def run_in_this_process(
     cfg: DictConfig, wandb_group: str | None = None, started: float | None = None, *, started_rank: bool = False
 ) -> RunRecord:
-    """Fit, test with the best checkpoint, write results.json; return the record written.
-
-    The config is checked before any data is read, and the split files before any model is built; a completed
-    run is skipped (its record returned), an interrupted one resumed (plan_resume). In DDP this runs in every
-    rank, and rank 0 writes; `started_rank`: a rank that distributed.py started, whose launching process
-    handles the second Ctrl-C and the resume hint.
+    """Fit, test with the best checkpoint, write results.json; return the record written. The config is checked
+    before any data is read, and the split files before any model is built; a completed run is skipped (its
+    record returned), an interrupted one resumed (plan_resume). In DDP this runs in every rank, and rank 0
+    writes; `started_rank`: a rank that distributed.py started, whose launcher handles the second Ctrl-C and
+    the resume hint.
     """
     started = time.perf_counter() if started is None else started
     from pytorch_lightning.utilities import rank_zero_only
@@ -188,8 +188,6 @@ def log_how_to_resume(run_dir: Path) -> None:
 
 def _finish_wandb() -> None:
     """Close this job's W&B run so the next multirun job starts its own; a W&B failure here is only a warning."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is None or wandb.run is None:
         return

@@ -64,11 +64,9 @@ def peak_rss_mb() -> float | None:
 
 
 def peak_gpu_mb() -> float | None:
-    """The most GPU memory this process's run held, in MiB (None when it used no GPU).
-
-    The caching allocator's reserved peak on the run's device (Lightning makes it the current one): what
-    other jobs packed on that GPU (jobs_per_gpu) must leave room for, the CUDA context aside. The count
-    starts again after each job of a reused worker (sweeps/gpu_placement.release_gpu_memory)."""
+    """The most GPU memory this process's run held, in MiB (None when it used no GPU): the caching allocator's
+    reserved peak on the run's device, what other jobs packed on that GPU (jobs_per_gpu) must leave room for,
+    the CUDA context aside. The count starts again after each job of a reused worker (release_gpu_memory)."""
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return None
