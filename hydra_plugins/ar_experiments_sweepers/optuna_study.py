@@ -1,4 +1,6 @@
-"""The `optuna_study` sweeper: hydra-optuna-sweeper that continues its stored study."""
+"""The `optuna_study` sweeper: hydra-optuna-sweeper that continues its stored study, and that first checks the
+configurations its search space can produce (training/sweep_check.py): one that cannot run stops the command
+before the study is opened and before any trial starts, as the grid sweeper (all_jobs.py) does for its jobs."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,13 @@ class OptunaStudySweeper(Sweeper):
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
+        from ar_experiments.config.checks import ConfigError
+        from ar_experiments.training.sweep_check import refuse_impossible_trials
+
+        try:
+            refuse_impossible_trials(self.sweeper, arguments)
+        except ConfigError as err:  # its line, as a single run says it
+            raise SystemExit(f"error: {err}") from None
         return self.sweeper.sweep(arguments)
 
 
