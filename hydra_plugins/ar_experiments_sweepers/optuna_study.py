@@ -10,6 +10,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from omegaconf import II
 
+from .worker_exit import ending_with_the_sweep, exit_at_once_on_stop_signals
+
 
 class OptunaStudySweeper(Sweeper):
     """Thin plugin front; the work is in ar_experiments.sweeps.optuna_study (imported only when a search runs,
@@ -21,6 +23,7 @@ class OptunaStudySweeper(Sweeper):
         self.sweeper = ContinuingStudySweeper(**settings)
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        task_function = ending_with_the_sweep(task_function, config)  # a joblib sweep's workers (worker_exit.py)
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
@@ -31,7 +34,8 @@ class OptunaStudySweeper(Sweeper):
             refuse_impossible_trials(self.sweeper, arguments)
         except ConfigError as err:  # its line, as a single run says it
             raise SystemExit(f"error: {err}") from None
-        return self.sweeper.sweep(arguments)
+        with exit_at_once_on_stop_signals(self.sweeper.config):
+            return self.sweeper.sweep(arguments)
 
 
 @dataclass
