@@ -207,7 +207,7 @@ class SweepReport:
         return lines
 
     def failures_section(self) -> list[str]:
-        failed = self.sweep.not_completed
+        failed = [job for job in self.sweep.jobs if not job.completed]
         if not failed:
             return []
         rows = [[job.name, job.status, shorten(job.error)] for job in failed]
