@@ -37,32 +37,24 @@ def crop_offsets(height: int, width: int, size: int, position: str, rng: np.rand
 SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
 
 
-def _scale_and_shift(mean, std, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x / 255 - mean) / std = x * scale + shift, per channel, shaped (C, 1, 1, 1)."""
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
-    return 1.0 / (255.0 * std_t), -mean_t / std_t
+def normalise_clips(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, scaled to [0, 1] then normalised.
 
-
-def to_normalised_tensor(frames: np.ndarray, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
-    """uint8 (T, H, W, C) -> float32 (C, T, H, W), scaled to [0, 1] then normalised.
-
-    Two passes over the clip: one transposing conversion to float, one fused
-    scale-and-shift ((x / 255 - mean) / std = x * scale + shift), each on
+    Two passes: one transposing conversion to float, one fused scale-and-shift
+    ((x / 255 - mean) / std = x * scale + shift, per channel), each on
     contiguous memory where the vectorised kernels apply.
     """
+    mean = torch.tensor(KINETICS_MEAN, device=clips.device).view(-1, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, device=clips.device).view(-1, 1, 1, 1)
+    clip = clips.movedim(-1, -4).to(torch.float32, memory_format=torch.contiguous_format)
+    return clip.mul_(1.0 / (255.0 * std)).add_(-mean / std)
+
+
+def to_normalised_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, C) array -> float32 (C, T, H, W), as `normalise_clips`."""
     if any(stride < 0 for stride in frames.strides):  # torch cannot view a flipped array
         frames = np.ascontiguousarray(frames)
-    clip = torch.from_numpy(frames).permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
-    scale, shift = _scale_and_shift(mean, std)
-    return clip.mul_(scale).add_(shift)
-
-
-def normalise_clips(clips: torch.Tensor, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
-    """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, as `to_normalised_tensor` does."""
-    clip = clips.movedim(-1, -4).to(torch.float32, memory_format=torch.contiguous_format)
-    scale, shift = _scale_and_shift(mean, std, clips.device)
-    return clip.mul_(scale).add_(shift)
+    return normalise_clips(torch.from_numpy(frames))
 
 
 def crop_clip(frames: np.ndarray, size: int, position: str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -80,8 +72,8 @@ class ClipTransform:
         self.crop = crop
         self.flip = flip
 
-    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None, crop: str | None = None):
-        cropped = crop_clip(frames, self.crop_size, crop or self.crop, rng)
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None):
+        cropped = crop_clip(frames, self.crop_size, self.crop, rng)
         if self.flip and rng is not None and rng.random() < 0.5:
             cropped = cropped[:, :, ::-1]
         return to_normalised_tensor(cropped)

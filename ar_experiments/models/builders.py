@@ -91,10 +91,6 @@ class VideoNet(nn.Module):
         self.backbone_frozen = False
 
     @property
-    def head(self) -> nn.Module:
-        return self.net.blocks[-1]
-
-    @property
     def classifier_prefix(self) -> str:
         """Names (in `net`) of the final linear layer: the one part sized by the number of classes."""
         return f"blocks.{len(self.net.blocks) - 1}.proj."

@@ -125,7 +125,7 @@ def randomised(model: VideoNet, seed: int) -> VideoNet:
             module.running_var.copy_(0.5 + torch.rand(shape, generator=generator))
             module.weight.data.copy_(0.5 + torch.rand(shape, generator=generator))
             module.bias.data.copy_(0.1 * torch.randn(shape, generator=generator))
-    proj = model.head.proj
+    proj = model.net.blocks[-1].proj
     proj.weight.data.mul_(100.0)
     return model.eval()
 
