@@ -15,25 +15,6 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
 
-def crop_offsets(height: int, width: int, size: int, position: str, rng: np.random.Generator | None = None):
-    """Top-left corner of a `size` crop: 'random', 'center', or 'left'/'right' along the long side."""
-    if height < size or width < size:
-        raise ValueError(
-            f"frames of {width}x{height} are smaller than data.crop_size={size}; "
-            "raise data.short_side to at least data.crop_size"
-        )
-    free_y, free_x = height - size, width - size
-    if position == "random":
-        return int(rng.integers(0, free_y + 1)), int(rng.integers(0, free_x + 1))
-    if position == "center":
-        return free_y // 2, free_x // 2
-    if position in ("left", "right"):
-        end = 0 if position == "left" else 1
-        # along the long side; top/bottom for portrait video
-        return (free_y // 2, free_x * end) if width >= height else (free_y * end, free_x // 2)
-    raise ValueError(f"unknown crop position {position!r}")
-
-
 SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
 
 
@@ -58,9 +39,22 @@ def to_normalised_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def crop_clip(frames: np.ndarray, size: int, position: str, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A `size` x `size` crop of uint8 (T, H, W, C) frames at `position` (a view, no copy)."""
+    """A `size` x `size` crop of uint8 (T, H, W, C) frames (a view, no copy) at `position`: 'random',
+    'center', or 'left'/'right' along the long side (top/bottom for portrait video)."""
     _, height, width, _ = frames.shape
-    top, left = crop_offsets(height, width, size, position, rng)
+    if height < size or width < size:
+        raise ValueError(
+            f"frames of {width}x{height} are smaller than data.crop_size={size}; "
+            "raise data.short_side to at least data.crop_size"
+        )
+    free_y, free_x = height - size, width - size
+    if position == "random":
+        top, left = int(rng.integers(0, free_y + 1)), int(rng.integers(0, free_x + 1))
+    elif position == "center":
+        top, left = free_y // 2, free_x // 2
+    else:
+        end = 0 if position == "left" else 1
+        top, left = (free_y // 2, free_x * end) if width >= height else (free_y * end, free_x // 2)
     return frames[:, top : top + size, left : left + size]
 
 

@@ -1,4 +1,4 @@
-"""X3D and SlowFast from pytorchvideo's builders, for any clip length and crop size.
+"""X3D and SlowFast from pytorchvideo's builders, for any clip length and crop size, and their cost per view.
 
 pytorchvideo fixes the head's pooling kernel at build size; here every head
 pools adaptively, so one network serves the training crop, multi-view test
@@ -8,12 +8,14 @@ the published Kinetics-400 checkpoints load into `VideoNet.net` as they are.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .kernels import (
     DEPTHWISE_GRAD,
@@ -198,3 +200,28 @@ def build_model(
         else:
             net, alpha = _build_slowfast(num_classes, dropout, slowfast_alpha), slowfast_alpha
     return VideoNet(net, name, alpha, channels_last, pointwise_matmul, depthwise_fp32, depthwise_grad)
+
+
+def count_gflops(net: nn.Module, frames: int, crop_size: int) -> float:
+    """Multiply-adds (in billions) of one forward pass of `net` on one view, a (1, 3, frames, crop, crop) clip.
+
+    The convention is the one of the model zoos (pytorchvideo, PySlowFast, the X3D
+    and SlowFast papers): one multiply-add of a convolution or linear layer is one
+    FLOP, and normalisation, activations and pooling are not counted. With it,
+    SlowFast R50 8x8 (32 fast frames) at 256x256 gives pytorchvideo's 65.71 and
+    X3D-M with 16 frames at 256x256 the X3D paper's 6.2; a multi-view test costs views x that.
+    The pass runs on a meta-device copy: shapes only, no arithmetic, so it takes
+    well under a second and leaves `net` untouched.
+    """
+    shadow = copy.deepcopy(net).to("meta").eval()
+    clip = torch.empty(1, 3, frames, crop_size, crop_size, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        shadow(clip)
+    return counter.get_total_flops() / 2 / 1e9  # the counter counts a multiply-add as two operations
+
+
+def clip_gflops(name: str, num_classes: int, frames: int, crop_size: int, **build_args) -> float:
+    """GFLOPs of one view for a model config, built on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        net = build_model(name, num_classes, frames, crop_size, **build_args)
+    return count_gflops(net, frames, crop_size)
