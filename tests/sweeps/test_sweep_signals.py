@@ -38,7 +38,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
 
 
 def training(status: Path) -> bool:
-    """The job's status file says its training started (training/epoch_progress.py writes its device then)."""
+    """The job's status file says its training started (training/callbacks.py EpochProgress writes its device then)."""
     try:
         return "device" in json.loads(status.read_text())
     except (OSError, ValueError):
