@@ -13,10 +13,19 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from ar_experiments.bench.__main__ import main
-from ar_experiments.bench.figures import GOALS, Measurement, Pooled, figure_entry, goal, table
-from ar_experiments.bench.plans import pick
-from ar_experiments.bench.training_figures import TRAIN_VIDEOS, VAL_VIDEOS, grid_hours, run_seconds
+from ar_experiments.bench.__main__ import main, parse_args
+from ar_experiments.bench.figures import (
+    GOALS,
+    TRAIN_VIDEOS,
+    VAL_VIDEOS,
+    Measurement,
+    Pooled,
+    figure_entry,
+    goal,
+    grid_hours,
+    run_seconds,
+    table,
+)
 from tests.conftest import tiny_data
 
 # --- figures from pooled rates --------------------------------------------------------------------
@@ -58,8 +67,16 @@ def test_projection_of_the_seed_grid():
 
 
 def test_variants_put_the_seed_first():
-    assert list(pick(["batch32", "compile"])) == ["seed", "batch32", "compile"]
-    assert pick(["batch32", "seed"]) == {"seed": (), "batch32": ("data.batch_size=32",)}
+    assert list(parse_args(["--variants", "batch32,compile"]).variants) == ["seed", "batch32", "compile"]
+    assert parse_args(["--variants", "batch32,seed"]).variants == {"seed": (), "batch32": ("data.batch_size=32",)}
+    assert list(parse_args(["--device", "cuda"]).variants) == [
+        "seed",
+        "batch32",
+        "compile",
+        "fp32",
+        "no-channels-last",
+        "pointwise-matmul",
+    ]
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -172,10 +189,9 @@ def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_bas
     from ar_experiments.data.dataset import VideoClipDataset
 
     videos = write_videos(tmp_path / "videos", 2, QUICK_SHAPE)
-    setting = data_path.ClipSetting(112, 128)
 
     def ratios() -> dict[str, float]:
-        timings = data_path.measure_data_path(videos, setting, QUICK_SHAPE.fps, repeats=1, clips=3)
+        timings = data_path.measure_data_path(videos, 112, 128, QUICK_SHAPE.fps, repeats=1, clips=3)
         return {
             base: Measurement.ratio(timings["project"], timings[base]).value
             for base in ("pytorchvideo", "decode_floor")
@@ -198,10 +214,9 @@ def tiny_models(tmp_path_factory, cache_dir, tiny_dataset) -> dict[str, list[str
 
 
 def _measure(models: dict[str, list[str]]):
-    from ar_experiments.bench.training import measure_training
-    from ar_experiments.bench.training_figures import training_figures
+    from ar_experiments.bench.training import measure_training, training_figures
 
-    results = measure_training(models, pick([]), rounds=1, steps=3, warmup=1, device=torch.device("cpu"))
+    results = measure_training(models, {"seed": ()}, rounds=1, steps=3, warmup=1, device=torch.device("cpu"))
     return {name: measurements[0].value for name, measurements in training_figures(results, on_gpu=False).items()}
 
 
@@ -230,13 +245,30 @@ def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models
 
 @pytest.mark.slow  # shares the timed fits above
 def test_idle_fraction_rises_when_the_data_path_is_slowed(tiny_models, unslowed, monkeypatch):
-    from ar_experiments.bench.training import fit_loop
+    from ar_experiments.bench.training import VariantResult, fit_loop
     from ar_experiments.config.compose import compose_train_config
     from ar_experiments.data.dataset import VideoClipDataset
 
     monkeypatch.setattr(VideoClipDataset, "__getitem__", _sleeping(VideoClipDataset.__getitem__, 0.3))
-    timing = fit_loop(compose_train_config(tiny_models["x3d_m"]), steps=3, warmup=1, device=torch.device("cpu"))
-    assert timing.idle_seconds / timing.seconds > unslowed["train_idle_fraction"] + 0.3
+    result = VariantResult("x3d_m", "seed", 8, "slowed data")
+    fit_loop(compose_train_config(tiny_models["x3d_m"]), steps=3, warmup=1, device=torch.device("cpu"), result=result)
+    assert result.idle.rate > unslowed["train_idle_fraction"] + 0.3
+
+
+@pytest.mark.slow  # builds x3d_m and times three steps with sleeps
+def test_the_plain_loop_times_every_step_it_is_asked_for(tiny_models, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from ar_experiments.bench import training
+    from ar_experiments.config.compose import compose_train_config
+
+    slowed = _sleeping(lambda _, *args, **kwargs: F.cross_entropy(*args, **kwargs), 0.5)
+    monkeypatch.setattr(training, "F", SimpleNamespace(cross_entropy=lambda *a, **k: slowed(None, *a, **k)))
+    cfg = compose_train_config(tiny_models["x3d_m"])
+    seconds = training.plain_loop(cfg, steps=3, warmup=1, device=torch.device("cpu"))
+    assert seconds > 1.5, "the total of 3 timed steps of at least 0.5 s each"
 
 
 class HoldMemoryPerJob(pl.Callback):
