@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 
 from ..data.clips import sample_clip_indices
 from ..data.dataset import VideoClipDataset
@@ -56,15 +56,16 @@ class PytorchvideoRecipe:
     def __init__(self, crop: int, short_side: int):
         from torchvision.transforms import v2
 
+        self.mean = torch.tensor(KINETICS_MEAN).view(-1, 1, 1, 1)
+        self.std = torch.tensor(KINETICS_STD).view(-1, 1, 1, 1)
         # pytorchvideo's ShortSideScale interpolates without antialiasing
         resize = v2.Resize(short_side, antialias=False)
-        normalise = v2.Normalize(KINETICS_MEAN, KINETICS_STD)
-        self.spatial = v2.Compose([normalise, resize, v2.RandomCrop(crop), v2.RandomHorizontalFlip()])
+        self.spatial = v2.Compose([resize, v2.RandomCrop(crop), v2.RandomHorizontalFlip()])
 
     def __call__(self, sample: dict) -> dict:
         video = sample["video"]
-        subsampled = video.index_select(1, torch.linspace(0, video.shape[1] - 1, FRAMES).long())
-        sample["video"] = self.spatial(subsampled.transpose(0, 1) / 255.0).transpose(0, 1)
+        video = video.index_select(1, torch.linspace(0, video.shape[1] - 1, FRAMES).long())
+        sample["video"] = self.spatial((video / 255.0 - self.mean) / self.std)
         return sample
 
 
@@ -82,32 +83,25 @@ def pytorchvideo_dataset(videos: list[Path], crop: int, short_side: int, fps: in
     )
 
 
-class DecodeFloor(Dataset):
-    """Item (video, draw) -> frames decoded from the keyframe before a random clip to its last frame."""
+def decode_floor(video: Path, rng: np.random.Generator) -> int:
+    """Frames decoded from the keyframe before a random clip to its last frame, nothing converted."""
+    import av
 
-    def __init__(self, videos: list[Path]):
-        self.videos = videos
-
-    def __getitem__(self, item: tuple[int, int]) -> int:
-        import av
-
-        video, draw = item
-        rng = np.random.default_rng((video, draw))
-        with av.open(str(self.videos[video])) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "NONE"  # as the project decodes in a worker
-            indices = sample_clip_indices(stream.frames, FRAMES, STRIDE, "random", rng)
-            ticks_per_frame = 1 / float(stream.average_rate * stream.time_base)
-            first, last = int(indices[0] * ticks_per_frame), int(indices[-1] * ticks_per_frame)
-            container.seek(first, stream=stream, backward=True, any_frame=False)
-            decoded = 0
-            for frame in container.decode(stream):
-                decoded += frame.pts >= first
-                if frame.pts >= last:
-                    break
-        if decoded != indices[-1] - indices[0] + 1:
-            raise RuntimeError(f"the decode floor got {decoded} frames of a clip spanning {indices[0]}..{indices[-1]}")
-        return decoded
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # as the project decodes in a worker
+        indices = sample_clip_indices(stream.frames, FRAMES, STRIDE, "random", rng)
+        ticks_per_frame = 1 / float(stream.average_rate * stream.time_base)
+        first, last = int(indices[0] * ticks_per_frame), int(indices[-1] * ticks_per_frame)
+        container.seek(first, stream=stream, backward=True, any_frame=False)
+        decoded = 0
+        for frame in container.decode(stream):
+            decoded += frame.pts >= first
+            if frame.pts >= last:
+                break
+    if decoded != indices[-1] - indices[0] + 1:
+        raise RuntimeError(f"the decode floor got {decoded} frames of a clip spanning {indices[0]}..{indices[-1]}")
+    return decoded
 
 
 class TimedPath(IterableDataset):
@@ -136,19 +130,23 @@ def measure_data_path(
 ) -> dict[str, Pooled]:
     """Clips and seconds of each path over `repeats` rounds of `clips` clips, alternating so load hits all alike.
 
-    Each path is one DataLoader worker that stays up between rounds. A map-style path's round is
-    `clips` items (video, draw), the videos in turn, every draw a new clip.
+    Each path is one DataLoader worker that stays up between rounds. A round visits the videos in turn,
+    every visit a new random clip.
     """
-
-    def items(dataset: Dataset) -> Callable[[int], Iterator]:
-        return lambda round: (dataset[(n % len(videos), round * clips + n)] for n in range(clips))
-
+    project = project_dataset(videos, crop, short_side)
     pytorchvideo = pytorchvideo_dataset(videos, crop, short_side, fps, clips)
     clip_shape = (3, FRAMES, crop, crop)
+
+    def draws(round: int) -> Iterator[tuple[int, int]]:  # (video, draw): the project's items, the floor's seeds
+        return ((n % len(videos), round * clips + n) for n in range(clips))
+
     paths = {
-        "project": (items(project_dataset(videos, crop, short_side)), clip_shape),
+        "project": (lambda round: (project[item] for item in draws(round)), clip_shape),
         "pytorchvideo": (lambda round: iter(pytorchvideo), clip_shape),
-        "decode_floor": (items(DecodeFloor(videos)), ()),
+        "decode_floor": (
+            lambda round: (decode_floor(videos[v], np.random.default_rng((v, d))) for v, d in draws(round)),
+            (),
+        ),
     }
     timings = {name: Pooled() for name in paths}
     loaders = {
