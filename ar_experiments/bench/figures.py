@@ -5,11 +5,16 @@ did (clips, steps, videos) over all the seconds it took, across rounds, so a
 ratio of two paths is the ratio of their pooled rates and agrees with the rate
 rows printed beside it. The same figure computed round by round gives the
 spread, which shows how much the machine's load moved it.
+
+The training figures end with the seed grid's projected hours on real UCF101 (`run_seconds`,
+`grid_hours`); docs/benchmarks.md ("The projection") gives the formula and why it is an upper bound.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from tabulate import tabulate
 
 GOALS = {
     "data_vs_pytorchvideo": (">=", 2.0),
@@ -30,6 +35,11 @@ GPU_GOALS = {
     "grid_hours": ("<=", 3.0),
 }
 GPU_SPEEDUP_GOAL = 4.0  # fit-loop clips/s over the seed's, per model
+
+# UCF101 split 1: the trainlist (held-out validation groups included), the validation groups
+# (3 of 18 per class), the testlist; the grid's epochs and runs (2 models x 3 frame counts x 3 splits)
+TRAIN_VIDEOS, VAL_VIDEOS, TEST_VIDEOS = 9537, 1590, 3783
+SEED_EPOCHS, SEED_GRID_RUNS = 20, 18
 
 
 def goal(name: str, on_gpu: bool, model: str | None = None) -> tuple[str, float] | None:
@@ -53,7 +63,6 @@ class Pooled:
 
     @property
     def rate(self) -> float:
-        """All the work over all the seconds."""
         return sum(self.units) / sum(self.seconds)
 
     @property
@@ -73,13 +82,11 @@ class Measurement:
 
     @classmethod
     def ratio(cls, numerator: Pooled, denominator: Pooled, setting: str = "", **extra) -> Measurement:
-        """Pooled rate over pooled rate; each round's ratio gives the spread."""
         rounds = [a / b for a, b in zip(numerator.round_rates, denominator.round_rates)]
         return cls(numerator.rate / denominator.rate, rounds, setting, **extra)
 
     @classmethod
     def pooled(cls, pooled: Pooled, setting: str = "", **extra) -> Measurement:
-        """A pooled rate (or share: idle seconds over seconds); each round's gives the spread."""
         return cls(pooled.rate, pooled.round_rates, setting, **extra)
 
     @property
@@ -117,19 +124,37 @@ def figure_entry(measurements: list[Measurement]) -> dict:
     }
 
 
-def _number(value: float) -> str:
-    return f"{value:#.3g}"
-
-
 def table(figures: dict[str, list[Measurement]]) -> str:
-    """A plain-text table, one row per figure and setting, columns padded to their widest cell."""
-    rows = [("figure", "setting", "value", "per round (min-max)", "goal", "met")]
-    for name, measurements in figures.items():
-        for m in measurements:
-            spread = f"{_number(min(m.rounds))}-{_number(max(m.rounds))}" if len(m.rounds) > 1 else ""
-            met = "" if m.met is None else ("yes" if m.met else "NO")
-            rows.append((name, m.setting, _number(m.value), spread, _goal_text(m.goal) or "", met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    """One row per figure and setting."""
+    rows = [
+        (
+            name,
+            m.setting,
+            f"{m.value:#.3g}",
+            _spread(m.rounds),
+            _goal_text(m.goal),
+            {True: "yes", False: "NO"}.get(m.met),
+        )
+        for name, measurements in figures.items()
+        for m in measurements
+    ]
+    headers = ("figure", "setting", "value", "per round (min-max)", "goal", "met")
+    return tabulate(rows, headers, disable_numparse=True, missingval="")
+
+
+def _spread(rounds: list[float]) -> str:
+    return f"{min(rounds):#.3g}-{max(rounds):#.3g}" if len(rounds) > 1 else ""
+
+
+def run_seconds(fit_clips_per_s: float, val_clips_per_s: float, test_videos_per_s: float, compile_s: float) -> float:
+    """Seconds of one run at UCF101 split 1's sizes (the other splits are within 1% of them)."""
+    per_epoch = (TRAIN_VIDEOS - VAL_VIDEOS) / fit_clips_per_s + VAL_VIDEOS / val_clips_per_s
+    return SEED_EPOCHS * per_epoch + TEST_VIDEOS / test_videos_per_s + compile_s
+
+
+def grid_hours(run_seconds_by_model: dict[str, float]) -> float:
+    """Hours of the grid's runs one after another, shared evenly among the measured models.
+
+    With both models measured, each runs 9 times at its own rate; with one (the CPU bench), all 18 at its rate.
+    """
+    return sum(run_seconds_by_model.values()) * SEED_GRID_RUNS / len(run_seconds_by_model) / 3600

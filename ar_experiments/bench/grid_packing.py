@@ -3,13 +3,9 @@
     python -m ar_experiments.bench.grid_packing                    # on a GPU machine: both, timed
     python -m ar_experiments.bench.grid_packing --jobs-per-gpu 6 --overrides trainer.max_epochs=5
     python -m ar_experiments.bench.grid_packing --dry-run          # the two commands, nothing run
-    make bench-packing                                             # the same as the first line
 
-Both sweeps run through the real command line, each into its own sweep folder, on a dataset generated
-beforehand (neither pays for it): one at a time (`hydra/launcher=basic`), then k jobs on each of the G
-visible GPUs (`hydra/launcher=joblib`, n_jobs = G x k, `jobs_per_gpu=k`). Written into $OUT (else
-bench-results/packing/): packing.json, packing.md (its table for docs/sweeps.md) and each sweep's console.
-With `--overrides trainer.max_epochs=5` the speed-up is that of shorter jobs, where start-up weighs more.
+What it runs and writes: docs/sweeps.md ("Every GPU of one machine"). Both sweeps use a dataset
+generated beforehand, so neither pays for it.
 """
 
 from __future__ import annotations
@@ -23,60 +19,47 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tabulate import tabulate
+
 from ..config.resolvers import REPO_DIR
-from .multirun import job_records, train_command
-from .training import prepare_dataset
+from ..report.sweep_results import Sweep
+from .multirun import prepare_dataset, train_command
 
 GRID = ["-m", "experiment=grid", "trainer=gpu", "logger=csv"]
 JOB_KEYS = ("status", "device", "train_seconds", "wall_seconds", "train_clips_per_s", "test_top1_multiview")
 TIMEOUT_S = 4 * 3600  # per sweep
 
 
-def commands(sweep_root: Path, gpus: int, jobs_per_gpu: int, overrides: list[str]) -> dict[str, list[str]]:
-    """The two sweeps, as argument lists for `python -m ar_experiments.train`."""
-    packed = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={gpus * jobs_per_gpu}", f"jobs_per_gpu={jobs_per_gpu}"]
-    return {
-        name: [*GRID, *launcher, f"hydra.sweep.dir={sweep_root / name}", *overrides]
-        for name, launcher in (("one_at_a_time", ["hydra/launcher=basic"]), ("packed", packed))
-    }
-
-
-def run_sweep(arguments: list[str], log: Path) -> dict:
-    """Run one sweep, its console into `log`; wall seconds and what its jobs recorded."""
+def run_sweep(arguments: list[str], sweep: Path, log: Path) -> dict:
+    """Run one sweep into `sweep`, its console into `log`; wall seconds and what its jobs recorded."""
     started = time.perf_counter()
     with log.open("w") as console:
         code = train_command(arguments, TIMEOUT_S, stdout=console, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - started
-    sweep = Path(next(arg.split("=", 1)[1] for arg in arguments if arg.startswith("hydra.sweep.dir=")))
-    jobs = [{"job": folder.name, **{key: record.get(key) for key in JOB_KEYS}} for folder, record in job_records(sweep)]
-    progress = sweep / "progress.json"
+    done = [job for job in Sweep.read(sweep).jobs if job.results] if sweep.is_dir() else []
+    jobs = [{"job": job.folder.name, **{key: job.results.get(key) for key in JOB_KEYS}} for job in done]
     return {
         "command": ["python", "-m", "ar_experiments.train", *arguments],
         "returncode": code,
         "wall_seconds": round(wall, 1),
         "completed": sum(job["status"] == "completed" for job in jobs),
         "jobs": jobs,
-        "progress": json.loads(progress.read_text()) if progress.is_file() else None,
     }
 
 
 def markdown(result: dict) -> str:
-    lines = [
-        f"Measured {result['date']} on {len(result['gpus'])} x {', '.join(sorted(set(result['gpus'])))}, "
-        f"jobs_per_gpu={result['jobs_per_gpu']}:",
-        "",
-        "| sweep | jobs completed | wall time | mean clips/s per job |",
-        "| --- | --- | --- | --- |",
-    ]
+    rows = []
     for name, sweep in result["sweeps"].items():
         rates = [job["train_clips_per_s"] for job in sweep["jobs"] if job.get("train_clips_per_s")]
         mean = f"{sum(rates) / len(rates):.0f}" if rates else ""
-        lines.append(
-            f"| {name.replace('_', ' ')} | {sweep['completed']} | {sweep['wall_seconds'] / 60:.1f} min | {mean} |"
-        )
+        rows.append((name.replace("_", " "), sweep["completed"], f"{sweep['wall_seconds'] / 60:.1f} min", mean))
+    headers = ("sweep", "jobs completed", "wall time", "mean clips/s per job")
+    gpus = f"{len(result['gpus'])} x {', '.join(sorted(set(result['gpus'])))}"
+    text = f"Measured {result['date']} on {gpus}, jobs_per_gpu={result['jobs_per_gpu']}:\n\n"
+    text += tabulate(rows, headers, tablefmt="github", disable_numparse=True)
     if result.get("speedup"):
-        lines += ["", f"Packed is {result['speedup']:.2f}x faster (wall time, one at a time / packed)."]
-    return "\n".join(lines) + "\n"
+        text += f"\n\nPacked is {result['speedup']:.2f}x faster (wall time, one at a time / packed)."
+    return text + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     gpus = torch.cuda.device_count() if args.gpus is None else args.gpus
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
-    planned = commands(REPO_DIR / "multirun" / "bench-packing" / stamp, max(1, gpus), args.jobs_per_gpu, args.overrides)
+    sweep_root = REPO_DIR / "multirun" / "bench-packing" / datetime.now(timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+    k = args.jobs_per_gpu
+    packed = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={max(1, gpus) * k}", f"jobs_per_gpu={k}"]
+    planned = {
+        name: [*GRID, *launcher, f"hydra.sweep.dir={sweep_root / name}", *args.overrides]
+        for name, launcher in (("one_at_a_time", ["hydra/launcher=basic"]), ("packed", packed))
+    }
     if args.dry_run:
         for arguments in planned.values():
             print(" ".join(["python", "-m", "ar_experiments.train", *arguments]))
@@ -108,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     result["sweeps"] = {}
     for name, arguments in planned.items():
         print(f"{name}: {' '.join(arguments)}", flush=True)
-        result["sweeps"][name] = run_sweep(arguments, out / f"{name}.log")
+        result["sweeps"][name] = run_sweep(arguments, sweep_root / name, out / f"{name}.log")
         print(f"{name}: {result['sweeps'][name]['wall_seconds']:.0f} s", flush=True)
     sweeps = result["sweeps"]
     result["speedup"] = round(sweeps["one_at_a_time"]["wall_seconds"] / sweeps["packed"]["wall_seconds"], 2)

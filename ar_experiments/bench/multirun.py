@@ -13,7 +13,6 @@ earlier jobs left behind.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from ..config.resolvers import CONF_DIR
+from ..report.sweep_results import Sweep
 
 TINY_JOB = ["debug=fast", "trainer.enable_progress_bar=false"]  # one epoch of two batches, one to validate and test
 STAMP = "first_step_at.txt"
@@ -42,17 +42,20 @@ class FirstStepStamp(pl.Callback):
             self.written = True
 
 
+def prepare_dataset(overrides: list[str]) -> None:
+    """Generate the config's dataset beforehand, so no measured run pays for it."""
+    from hydra.utils import instantiate
+
+    from ..config.compose import compose_train_config
+
+    instantiate(compose_train_config(overrides).data).prepare_data()
+
+
 def train_command(arguments: list[str], timeout_s: float, **run) -> subprocess.CompletedProcess:
     """`python -m ar_experiments.train ARGUMENTS` from the checkout, W&B offline unless the caller's setting says."""
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
     command = [sys.executable, "-m", "ar_experiments.train", *arguments]
     return subprocess.run(command, cwd=CONF_DIR.parent, timeout=timeout_s, env=env, **run)
-
-
-def job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
-    """(job folder, its results.json) of every job of a sweep that wrote one, in job order."""
-    paths = sorted(sweep_dir.glob("*/results.json"), key=lambda path: int(path.parent.name.split("-", 1)[0]))
-    return [(path.parent, json.loads(path.read_text())) for path in paths]
 
 
 def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: int = 900) -> tuple[float, list[dict]]:
@@ -71,8 +74,8 @@ def run_multirun(sweep_dir: Path, jobs: int, overrides: list[str], timeout_s: in
     result = train_command(arguments, timeout_s, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"the bench multirun failed ({' '.join(arguments)}):\n{result.stderr[-3000:]}")
-    done = job_records(sweep_dir)
-    records = [record for _, record in done]
+    done = [job for job in Sweep.read(sweep_dir).jobs if job.results]
+    records = [job.results for job in done]
     if len(records) != jobs or any(r.get("startup_s") is None or r.get("peak_rss_mb") is None for r in records):
         raise RuntimeError(f"expected {jobs} results.json with startup_s and peak_rss_mb under {sweep_dir}")
-    return float((done[0][0] / STAMP).read_text()) - launched, records
+    return float((done[0].folder / STAMP).read_text()) - launched, records

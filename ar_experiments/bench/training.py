@@ -1,13 +1,11 @@
-"""Training and evaluation speed: the real fit loop against a plain loop, per model and setting.
+"""Training and evaluation speed: the real fit loop against a plain loop, per model and variant.
 
-The fit loop is what `train` runs (Lightning, the datamodule and its worker
-processes, the LightningModule with its metrics and logging calls); the plain
-loop is forward, loss, backward and optimiser step on one batch already in
-memory (on the device), so it is what the model alone allows. A clock callback
-also records how long each step waited between the end of the previous one and
-the start of its own: the time the model sat idle for the next batch.
-Validation and the multi-view test run through `trainer.validate` and
-`trainer.test` with the project's datamodule, as a run does.
+The fit loop is `trainer.fit` with the run's datamodule and LightningModule (worker processes,
+metrics and logging calls included); the plain loop is forward, loss, backward and optimiser step
+on one batch already on the device (torch.utils.benchmark's Timer): what the model alone allows.
+A clock on Lightning's hooks also records how long each step waited after the previous one ended:
+the time the model sat idle for its batch. Validation and the multi-view test run through
+`trainer.validate` and `trainer.test`, as a run does.
 """
 
 from __future__ import annotations
@@ -16,23 +14,83 @@ import contextlib
 import gc
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils import benchmark
 
 from ..config.compose import compose_train_config
-from .clocks import BatchClock, EvaluationTiming, LoopTiming, VariantResult
-from .plans import SEED
+from .figures import TEST_VIDEOS, Measurement, Pooled, goal, grid_hours, run_seconds
+
+# The training settings compared with the seed's (batch 8, no compile, the trainer's precision), as Hydra
+# overrides; any other setting is measured by passing its overrides to the bench (they apply to every variant).
+SEED = "seed"
+VARIANTS = {
+    SEED: (),
+    "batch16": ("data.batch_size=16",),
+    "batch32": ("data.batch_size=32",),  # the learning rate follows optimizer.lr_scaling
+    "compile": ("model.compile=true",),
+    "fp32": ("trainer.precision=32-true", "model.fp32_precision=tf32"),
+    "no-channels-last": ("model.channels_last=false",),
+    "pointwise-conv": ("model.pointwise_matmul=false",),
+    "pointwise-matmul": ("model.pointwise_matmul=true",),
+}
+DEFAULT_VARIANTS = {
+    "cpu": ("batch16", "no-channels-last", "pointwise-conv"),
+    "cuda": ("batch32", "compile", "fp32", "no-channels-last", "pointwise-matmul"),
+    "quick": ("batch16",),
+}
 
 
-def prepare_dataset(overrides: list[str]) -> None:
-    """Generate the config's dataset beforehand, so no measured run pays for it."""
-    from hydra.utils import instantiate
+@dataclass
+class VariantResult:
+    """Every round of one model under one variant, and the seed's evaluation; `error` when it could not run."""
 
-    instantiate(compose_train_config(overrides).data).prepare_data()
+    model: str
+    variant: str
+    batch_size: int
+    setting: str
+    fit: Pooled = field(default_factory=Pooled)  # clips over the fit loop's timed seconds
+    idle: Pooled = field(default_factory=Pooled)  # idle seconds over the same seconds
+    plain: Pooled = field(default_factory=Pooled)  # clips over the plain loop's seconds
+    # what the warm-up steps took beyond as many steady ones: compilation, cuDNN autotuning, first allocations
+    compile_s: list[float] = field(default_factory=list)
+    peak_gpu_gib: list[float] = field(default_factory=list)
+    val: Pooled | None = None  # clips, after the first batch
+    test: Pooled | None = None  # videos, the whole multi-view `trainer.test`
+    views: str = ""  # temporal x spatial views per test video
+    error: str | None = None
+
+
+class BatchClock(pl.Callback):
+    """Start and end of every training step, end and clip count of every validation batch.
+
+    A batch ends once its GPU work has (synchronised).
+    """
+
+    def __init__(self, device: torch.device):
+        self.synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.clips: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._end(batch)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._end(batch)
+
+    def _end(self, batch: dict) -> None:
+        self.synchronize()
+        self.ends.append(time.perf_counter())
+        self.clips.append(int(batch["label"].shape[0]))
 
 
 def quiet_lightning() -> None:
@@ -46,109 +104,85 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
-def require_cuda() -> None:
-    if not torch.cuda.is_available():
-        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise SystemExit(
-            f"--device cuda: no CUDA device is available (torch {torch.__version__}, {built}); "
-            "run on a machine with an NVIDIA GPU and a CUDA build of torch, or use --device cpu"
-        )
-
-
-def _build_module(cfg: DictConfig, class_names: list[str]):
-    from ..training.module import VideoClassifier
-
-    return VideoClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        class_names=class_names,
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
-    )
-
-
-def _synchronizer(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-
-def _trainer(cfg: DictConfig, callbacks: list, **limits):
-    from hydra.utils import instantiate
-
-    return instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **limits,
-    )
-
-
 def _parts(cfg: DictConfig, device: torch.device):
     """The run's datamodule and LightningModule, seeded as a run seeds them, and a clock for the trainer."""
-    from hydra.utils import instantiate
+    from ..training.module import VideoClassifier
 
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    return datamodule, _build_module(cfg, datamodule.classes), BatchClock(_synchronizer(device))
+    module = VideoClassifier(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        class_names=datamodule.classes,
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
+    )
+    return datamodule, module, BatchClock(device)
 
 
-def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> LoopTiming:
-    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step."""
+def _trainer(cfg: DictConfig, callbacks: list, **limits) -> pl.Trainer:
+    switched_off = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, **switched_off, enable_model_summary=False, num_sanity_val_steps=0, **limits
+    )
+
+
+def fit_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device, result: VariantResult) -> None:
+    """`trainer.fit` for `warmup` + `steps` steps (validation off), timed step by step: a round of `result`."""
     datamodule, module, clock = _parts(cfg, device)
     trainer = _trainer(cfg, [clock], max_epochs=1, limit_train_batches=warmup + steps, limit_val_batches=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=datamodule)
-    if len(clock.ends) < warmup + steps:
+    starts, ends = clock.starts, clock.ends
+    if len(ends) < warmup + steps:
         raise RuntimeError(
-            f"the fit loop ran {len(clock.ends)} steps, not {warmup + steps}: the training split has too few batches "
+            f"the fit loop ran {len(ends)} steps, not {warmup + steps}: the training split has too few batches "
             f"({len(datamodule.train_set)} videos at data.batch_size={cfg.data.batch_size})"
         )
-    timing = clock.timing(warmup)
+    # a timed step runs from its start to the next one's; its idle part from the end of the one before
+    seconds = ends[-1] - starts[warmup]
+    result.fit.add(steps * result.batch_size, seconds)
+    result.idle.add(sum(starts[i + 1] - ends[i] for i in range(warmup, len(ends) - 1)), seconds)
+    result.compile_s.append(max(0.0, starts[warmup] - starts[0] - warmup * seconds / steps))
     if device.type == "cuda":
-        timing.peak_gpu_bytes = torch.cuda.max_memory_allocated()
-    return timing
+        result.peak_gpu_gib.append(torch.cuda.max_memory_allocated() / 2**30)
 
 
-def plain_loop(
-    cfg: DictConfig, names: list[str], batch: dict, steps: int, warmup: int, device: torch.device
-) -> LoopTiming:
-    """Forward, loss, backward and optimiser step on one batch already on the device, with the run's options."""
+def plain_loop(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds of `steps` plain steps on one random batch of the run's clip shape, after `warmup` steps."""
     from ..models.run_options import prepare_to_run
 
-    pl.seed_everything(cfg.seed)
-    module = _build_module(cfg, names)
+    _, module, _ = _parts(cfg, device)
     net = module.net.to(device).train()
     prepare_to_run(net, module.hparams.model)  # torch.compile, float32 precision: as the fit loop's setup does
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    size = cfg.data.batch_size
-    video, label = batch["video"][:size].to(device), batch["label"][:size].to(device)
+    size, crop = cfg.data.batch_size, cfg.data.crop_size
+    video = torch.randn(size, 3, cfg.data.frames, crop, crop, device=device)
+    label = torch.randint(len(module.class_names), (size,), device=device)
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    synchronize = _synchronizer(device)
-    durations = []
-    for _ in range(warmup + steps):
-        started = time.perf_counter()
+
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             loss = F.cross_entropy(net(video), label)
         loss.backward()
         optimizer.step()
-        synchronize()
-        durations.append(time.perf_counter() - started)
-    return LoopTiming(steps, sum(durations[warmup:]), warmup, sum(durations[:warmup]))
+
+    for _ in range(warmup):
+        step()
+    # Timer runs its statement on one thread unless told; it synchronises the GPU around its clock
+    timer = benchmark.Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    return timer.timeit(steps).mean * steps
 
 
-def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
-    """`trainer.validate` (single central clip per video) and `trainer.test` (single view, then multi-view).
+def evaluation(cfg: DictConfig, device: torch.device) -> tuple[Pooled, Pooled]:
+    """(val clips, test videos) over their seconds: `trainer.validate`, then the whole `trainer.test`.
 
-    Validation is timed from the end of its first batch to the end of its last
-    (a run's persistent workers are already up, and the first batch pays for
-    compiling the evaluation graph); the test is the whole `trainer.test` call,
-    worker start-up and compilation included, as a run pays it once.
+    Validation is timed from the end of its first batch to the end of its last (a run's persistent
+    workers are already up, and the first batch pays for compiling the evaluation graph); the test is
+    the whole call, worker start-up and compilation included, as a run pays it once.
     """
     datamodule, module, clock = _parts(cfg, device)
     _trainer(cfg, [clock]).validate(module, datamodule=datamodule, verbose=False)
@@ -156,23 +190,47 @@ def evaluation(cfg: DictConfig, device: torch.device) -> EvaluationTiming:
         raise RuntimeError(f"validation ran {len(clock.ends)} batch(es); the bench needs at least 2 to time it")
     started = time.perf_counter()
     _trainer(cfg, []).test(module, datamodule=datamodule, verbose=False)
-    test_seconds = time.perf_counter() - started
-    return EvaluationTiming(
-        val_clips=sum(clock.clips[1:]),
-        val_seconds=clock.ends[-1] - clock.ends[0],
-        test_videos=len(datamodule.index.test),
-        test_seconds=test_seconds,
-        views=f"{cfg.test.temporal_views}x{cfg.test.spatial_crops}",
-    )
+    test = Pooled().add(len(datamodule.index.test), time.perf_counter() - started)
+    return Pooled().add(sum(clock.clips[1:]), clock.ends[-1] - clock.ends[0]), test
 
 
-def first_batch(overrides: list[str]) -> tuple[list[str], dict]:
-    """The config's class names and one training batch of its data (the plain loop's input)."""
-    from hydra.utils import instantiate
+def measure_training(
+    models: dict[str, list[str]], variants: dict[str, tuple[str, ...]], rounds: int, steps: int, warmup: int, device
+) -> list[VariantResult]:
+    """Every variant of every model: fit loop and plain loop each round, the seed's evaluation in the first round.
 
-    datamodule = instantiate(compose_train_config(overrides).data)
-    datamodule.setup("fit")
-    return datamodule.classes, next(iter(datamodule.train_dataloader()))
+    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own.
+    Rounds alternate all paths, so machine load hits them alike.
+    """
+    quiet_lightning()
+    configs = {(m, v): compose_train_config([*models[m], *variants[v]]) for v in variants for m in models}
+    results = {}
+    for (model, variant), cfg in configs.items():
+        data = cfg.data
+        setting = (
+            f"{device.type}: {model} {data.frames}f {data.crop_size}px batch {data.batch_size} {cfg.trainer.precision}"
+        )
+        results[model, variant] = VariantResult(model, variant, data.batch_size, setting)
+    for round_number in range(rounds):
+        for (model, variant), result in results.items():
+            if result.error:
+                continue
+            cfg = configs[(model, variant)]
+            print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
+            try:
+                fit_loop(cfg, steps, warmup, device, result)
+                _release(device)
+                result.plain.add(steps * result.batch_size, plain_loop(cfg, steps, warmup, device))
+                if round_number == 0 and variant == SEED:
+                    _release(device)
+                    result.val, result.test = evaluation(cfg, device)
+                    result.views = f"{cfg.test.temporal_views}x{cfg.test.spatial_crops}"
+            except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
+                result.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+                print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
+            finally:
+                _release(device)
+    return list(results.values())
 
 
 def _release(device: torch.device) -> None:
@@ -182,51 +240,44 @@ def _release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def measure_training(
-    models: dict[str, list[str]],
-    variants: dict[str, tuple[str, ...]],
-    rounds: int,
-    steps: int,
-    warmup: int,
-    device: torch.device,
-) -> list[VariantResult]:
-    """Every variant of every model: fit loop and plain loop each round, the seed's evaluation in the first round.
-
-    `models` maps a model name to the overrides of its base setting, `variants` a variant's name to its own.
-    Rounds alternate all paths, so machine load hits them alike; within a round every model runs a variant
-    before the next variant starts. The plain loops of a model share one batch, of its largest variant's size.
-    """
-    quiet_lightning()
-    configs = {(m, v): compose_train_config([*models[m], *variants[v]]) for v in variants for m in models}
-    results = {
-        key: VariantResult(
-            *key,
-            cfg.data.batch_size,
-            f"{device.type}: {cfg.model.name} {cfg.data.frames}f {cfg.data.crop_size}px "
-            f"batch {cfg.data.batch_size} {cfg.trainer.precision}",
-        )
-        for key, cfg in configs.items()
-    }
-    batches: dict[str, tuple[list[str], dict]] = {}
-    for round_number in range(rounds):
-        for (model, variant), result in results.items():
-            if result.error:
-                continue
-            cfg = configs[(model, variant)]
-            print(f"bench: {model} {variant} round {round_number + 1}", file=sys.stderr, flush=True)
-            try:
-                if model not in batches:
-                    largest = max(r.batch_size for (m, _), r in results.items() if m == model)
-                    batches[model] = first_batch([*models[model], f"data.batch_size={largest}"])
-                result.fit.append(fit_loop(cfg, steps, warmup, device))
-                _release(device)
-                result.plain.append(plain_loop(cfg, *batches[model], steps, warmup, device))
-                if round_number == 0 and variant == SEED:
-                    _release(device)
-                    result.evaluation = evaluation(cfg, device)
-            except Exception as err:  # noqa: BLE001 - one failing setting (e.g. out of memory) must not end the bench
-                result.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
-                print(f"bench: {model} {variant} failed: {result.error}", file=sys.stderr, flush=True)
-            finally:
-                _release(device)
-    return list(results.values())
+def training_figures(results: list[VariantResult], on_gpu: bool) -> dict[str, list[Measurement]]:
+    """Per model and variant the loop's rates (a variant's also over its model's seed), the seed's
+    evaluation, and the seed grid's projected hours."""
+    figures: dict[str, list[Measurement]] = {}
+    runs: dict[str, float] = {}
+    measured = [r for r in results if r.fit.units and r.plain.units and r.error is None]
+    seeds = {r.model: r for r in measured if r.variant == SEED}
+    for result in measured:
+        setting = result.setting if result.variant == SEED else f"{result.setting} ({result.variant})"
+        named = {
+            "train_loop_clips_per_s": Measurement.pooled(
+                result.fit, setting, goal=goal("train_loop_clips_per_s", on_gpu, result.model)
+            ),
+            "train_model_clips_per_s": Measurement.pooled(result.plain, setting),
+            "train_vs_model_bound": Measurement.ratio(
+                result.fit, result.plain, setting, goal=goal("train_vs_model_bound", on_gpu)
+            ),
+            "train_idle_fraction": Measurement.pooled(result.idle, setting, goal=goal("train_idle_fraction", on_gpu)),
+            "train_compile_s": Measurement(result.compile_s[0], result.compile_s, setting),
+        }
+        if result.variant != SEED and result.model in seeds:
+            named["train_loop_vs_seed"] = Measurement.ratio(result.fit, seeds[result.model].fit, setting)
+        if result.peak_gpu_gib:
+            named["peak_gpu_gib"] = Measurement(max(result.peak_gpu_gib), result.peak_gpu_gib, setting)
+        if result.test is not None:
+            views = f"{result.setting}, {result.views} views"
+            seconds = TEST_VIDEOS / result.test.rate
+            named["val_clips_per_s"] = Measurement.pooled(result.val, result.setting)
+            named["test_videos_per_s"] = Measurement.pooled(result.test, views)
+            named["test_seconds_per_run"] = Measurement(
+                seconds, [seconds], views, goal=goal("test_seconds_per_run", on_gpu)
+            )
+            compile_s = result.compile_s[0]
+            runs[result.model] = run_seconds(result.fit.rate, result.val.rate, result.test.rate, compile_s)
+        for name, measurement in named.items():
+            figures.setdefault(name, []).append(measurement)
+    if runs:
+        hours = grid_hours(runs)
+        setting = f"seed: 18 runs x 20 epochs, UCF101 split-1 sizes, at {'+'.join(runs)}'s rates"
+        figures["grid_hours"] = [Measurement(hours, [hours], setting, goal=goal("grid_hours", on_gpu))]
+    return figures

@@ -47,24 +47,19 @@ def _frames(shape: VideoShape, rng: np.random.Generator):
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def write_video(path: Path, shape: VideoShape, seed: int) -> Path:
-    write_avi(path, np.stack(list(_frames(shape, np.random.default_rng(seed)))), shape.fps, shape.bit_rate)
-    return path
-
-
 def write_videos(folder: Path, count: int, shape: VideoShape) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_video(folder / f"v_Bench_g01_c{i + 1:02d}.avi", shape, seed=i) for i in range(count)]
+    paths = [folder / f"v_Bench_g01_c{i + 1:02d}.avi" for i in range(count)]
+    for seed, path in enumerate(paths):
+        write_avi(path, np.stack(list(_frames(shape, np.random.default_rng(seed)))), shape.fps, shape.bit_rate)
+    return paths
 
 
 def ucf101_layout(root: Path, videos: list[Path]) -> Path:
-    """A UCF101-layout folder (UCF-101/, ucfTrainTestlist/) whose entries reuse `videos`.
+    """A UCF101-layout folder whose entries are hard links to `videos` (copies where links fail).
 
-    Entries are hard links (copies where links fail), so split loading and the datamodule run unchanged
-    on a handful of real files: 20 classes of 25 groups; groups 1-7 of every class are the test list (one
-    clip each: 140 videos, 4,200 clips at 10x3 views), the other 18 the train list (5 clips each, as UCF101's
-    groups hold 4 to 7), of which the datamodule validates on 3 (300 videos) and trains on 15 (1,500: 46
-    batches of 32).
+    20 classes of 25 groups: groups 1-7 are the test list (one clip each: 140 videos), the other 18
+    the train list (5 clips each, as UCF101's groups hold 4 to 7), of which the datamodule validates on 3.
     """
     classes, groups, train_clips_per_group = 20, 25, 5
     names = [f"Bench{chr(ord('A') + k)}" for k in range(classes)]

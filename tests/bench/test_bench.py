@@ -13,10 +13,19 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from ar_experiments.bench.__main__ import main
-from ar_experiments.bench.figures import GOALS, Measurement, Pooled, figure_entry, goal, table
-from ar_experiments.bench.plans import pick
-from ar_experiments.bench.training_figures import TRAIN_VIDEOS, VAL_VIDEOS, grid_hours, run_seconds
+from ar_experiments.bench.__main__ import main, parse_args
+from ar_experiments.bench.figures import (
+    GOALS,
+    TRAIN_VIDEOS,
+    VAL_VIDEOS,
+    Measurement,
+    Pooled,
+    figure_entry,
+    goal,
+    grid_hours,
+    run_seconds,
+    table,
+)
 from tests.conftest import tiny_data
 
 # --- figures from pooled rates --------------------------------------------------------------------
@@ -58,8 +67,16 @@ def test_projection_of_the_seed_grid():
 
 
 def test_variants_put_the_seed_first():
-    assert list(pick(["batch32", "compile"])) == ["seed", "batch32", "compile"]
-    assert pick(["batch32", "seed"]) == {"seed": (), "batch32": ("data.batch_size=32",)}
+    assert list(parse_args(["--variants", "batch32,compile"]).variants) == ["seed", "batch32", "compile"]
+    assert parse_args(["--variants", "batch32,seed"]).variants == {"seed": (), "batch32": ("data.batch_size=32",)}
+    assert list(parse_args(["--device", "cuda"]).variants) == [
+        "seed",
+        "batch32",
+        "compile",
+        "fp32",
+        "no-channels-last",
+        "pointwise-matmul",
+    ]
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -75,7 +92,7 @@ def test_quick_data_bench_writes_every_figure_with_its_goal(tmp_path, capsys):
         figure = figures[name]
         assert figure["value"] > 0 and figure["goal"].startswith(">=") and isinstance(figure["met"], bool), name
         for setting in figure["by_setting"].values():
-            assert setting["rounds"] and all(r > 0 for r in setting["rounds"])
+            assert len(setting["rounds"]) == 2 and all(r > 0 for r in setting["rounds"])  # --quick: 2 timed rounds
             # the figure is the ratio of the pooled rates printed beside it
             pooled = setting["project_clips_per_s"] / setting[f"{baseline}_clips_per_s"]
             assert setting["value"] == pytest.approx(pooled, rel=0.01)
@@ -172,10 +189,9 @@ def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_bas
     from ar_experiments.data.dataset import VideoClipDataset
 
     videos = write_videos(tmp_path / "videos", 2, QUICK_SHAPE)
-    setting = data_path.ClipSetting(112, 128)
 
     def ratios() -> dict[str, float]:
-        timings = data_path.measure_data_path(videos, setting, QUICK_SHAPE.fps, repeats=1, clips=3)
+        timings = data_path.measure_data_path(videos, 112, 128, QUICK_SHAPE.fps, repeats=1, clips=3)
         return {
             base: Measurement.ratio(timings["project"], timings[base]).value
             for base in ("pytorchvideo", "decode_floor")
@@ -185,7 +201,8 @@ def test_data_figures_fall_with_a_slower_project_path_and_rise_with_a_slower_bas
     with monkeypatch.context() as patch:  # workers are forked: they inherit the patched class
         patch.setattr(VideoClipDataset, "__getitem__", _sleeping(VideoClipDataset.__getitem__, 0.5))
         slower_project = ratios()
-    monkeypatch.setattr(data_path.DecodeFloor, "__getitem__", _sleeping(data_path.DecodeFloor.__getitem__, 0.5))
+    floor = data_path.decode_floor
+    monkeypatch.setattr(data_path, "decode_floor", lambda *args: time.sleep(0.5) or floor(*args))
     slower_floor = ratios()
     assert slower_project["pytorchvideo"] < baseline["pytorchvideo"]
     assert slower_project["decode_floor"] < baseline["decode_floor"]
@@ -198,10 +215,9 @@ def tiny_models(tmp_path_factory, cache_dir, tiny_dataset) -> dict[str, list[str
 
 
 def _measure(models: dict[str, list[str]]):
-    from ar_experiments.bench.training import measure_training
-    from ar_experiments.bench.training_figures import training_figures
+    from ar_experiments.bench.training import measure_training, training_figures
 
-    results = measure_training(models, pick([]), rounds=1, steps=3, warmup=1, device=torch.device("cpu"))
+    results = measure_training(models, {"seed": ()}, rounds=1, steps=3, warmup=1, device=torch.device("cpu"))
     return {name: measurements[0].value for name, measurements in training_figures(results, on_gpu=False).items()}
 
 
@@ -230,13 +246,30 @@ def test_training_figures_move_the_right_way_when_one_side_is_slowed(tiny_models
 
 @pytest.mark.slow  # shares the timed fits above
 def test_idle_fraction_rises_when_the_data_path_is_slowed(tiny_models, unslowed, monkeypatch):
-    from ar_experiments.bench.training import fit_loop
+    from ar_experiments.bench.training import VariantResult, fit_loop
     from ar_experiments.config.compose import compose_train_config
     from ar_experiments.data.dataset import VideoClipDataset
 
     monkeypatch.setattr(VideoClipDataset, "__getitem__", _sleeping(VideoClipDataset.__getitem__, 0.3))
-    timing = fit_loop(compose_train_config(tiny_models["x3d_m"]), steps=3, warmup=1, device=torch.device("cpu"))
-    assert timing.idle_seconds / timing.seconds > unslowed["train_idle_fraction"] + 0.3
+    result = VariantResult("x3d_m", "seed", 8, "slowed data")
+    fit_loop(compose_train_config(tiny_models["x3d_m"]), steps=3, warmup=1, device=torch.device("cpu"), result=result)
+    assert result.idle.rate > unslowed["train_idle_fraction"] + 0.3
+
+
+@pytest.mark.slow  # builds x3d_m twice and times steps with two-second sleeps
+def test_the_plain_loop_times_every_step_it_is_asked_for(tiny_models, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from ar_experiments.bench import training
+    from ar_experiments.config.compose import compose_train_config
+
+    slowed = SimpleNamespace(cross_entropy=lambda *args, **kwargs: time.sleep(2.0) or F.cross_entropy(*args, **kwargs))
+    monkeypatch.setattr(training, "F", slowed)  # the plain loop's loss only; the fit loop's module has its own
+    cfg = compose_train_config(tiny_models["x3d_m"])
+    one, three = (training.plain_loop(cfg, steps, warmup=1, device=torch.device("cpu")) for steps in (1, 3))
+    assert three - one > 3.0, "two more timed steps of over two seconds each: the loop's total, not a step's mean"
 
 
 class HoldMemoryPerJob(pl.Callback):
