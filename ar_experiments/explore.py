@@ -3,12 +3,7 @@
     python -m ar_experiments.explore                       # the embedded synthetic data, split 1
     python -m ar_experiments.explore data=ucf101 data.root=/data/ucf101 split=2 explore.classes=8
 
-Prints videos, classes and groups of train / val / test (val is the group
-holdout the datamodule uses) and writes into the run folder
-(outputs/explore/<date>/<time>/, or explore.output_dir):
-class_distribution.png and .csv (videos per class in each part) and
-frame_strips.png (one training clip per class for explore.classes classes,
-frames left to right, after clip sampling, scaling and cropping).
+What it prints and the files it writes: docs/evaluation.md, "`explore`".
 """
 
 from __future__ import annotations
@@ -71,11 +66,7 @@ def display_frames(clip) -> np.ndarray:
 
 
 def plot_frame_strips(dataset, labels: Sequence[int], names: Sequence[str], seed: int, path: Path, title: str) -> None:
-    """A row per class: the frames of one randomly chosen training clip, left to right.
-
-    The clips come from the training dataset itself (epoch 0), so they are
-    sampled, scaled and cropped exactly as the model receives them.
-    """
+    """A row per class: the frames of one randomly chosen training clip (epoch 0), as the model receives them."""
     rng = np.random.default_rng(seed)
     rows = []
     for label in labels:
