@@ -3,11 +3,8 @@
     python -m ar_experiments.check_data data=ucf101 data.root=/data/ucf101
     python -m ar_experiments.check_data data=ucf101 data.root=/data/ucf101 split=2 check.workers=8
 
-Takes the training config's data settings (conf/check_data.yaml adds `check`).
-Problems in the split files are listed with file and line; each unreadable
-video with the reason, also in `unreadable_videos.txt` of the output folder.
-Exit code 1 if anything is wrong. Decoding all of UCF101 (13,320 videos,
-about 2.5 million frames) takes minutes per core.
+Frames are converted exactly as the loader does, so a video it passes does not fail in training for its
+frames; what counts as unreadable, the output and exit codes: docs/faults.md, "Check a dataset".
 """
 
 from __future__ import annotations

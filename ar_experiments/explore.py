@@ -3,12 +3,7 @@
     python -m ar_experiments.explore                       # the embedded synthetic data, split 1
     python -m ar_experiments.explore data=ucf101 data.root=/data/ucf101 split=2 explore.classes=8
 
-Prints videos, classes and groups of train / val / test (val is the group
-holdout the datamodule uses) and writes into the run folder
-(outputs/explore/<date>/<time>/, or explore.output_dir):
-class_distribution.png and .csv (videos per class in each part) and
-frame_strips.png (one training clip per class for explore.classes classes,
-frames left to right, after clip sampling, scaling and cropping).
+What it prints and the files it writes: docs/evaluation.md, "`explore`".
 """
 
 from __future__ import annotations
@@ -57,32 +52,18 @@ def plot_class_distribution(counts: pd.DataFrame, path: Path, title: str) -> Non
     fig.savefig(path, dpi=150)
 
 
-def strip_classes(num_classes: int, wanted: int) -> list[int]:
-    """`wanted` class labels spread evenly over the class list (all of them when there are fewer)."""
-    wanted = max(1, min(wanted, num_classes))
-    return sorted({int(round(x)) for x in np.linspace(0, num_classes - 1, wanted)})
-
-
-def display_frames(clip) -> np.ndarray:
-    """A normalised (C, T, H, W) clip back to (T, H, W, C) floats in [0, 1] for display."""
-    mean = np.asarray(KINETICS_MEAN).reshape(-1, 1, 1, 1)
-    std = np.asarray(KINETICS_STD).reshape(-1, 1, 1, 1)
-    return np.clip(clip.numpy() * std + mean, 0.0, 1.0).transpose(1, 2, 3, 0)
-
-
 def plot_frame_strips(dataset, labels: Sequence[int], names: Sequence[str], seed: int, path: Path, title: str) -> None:
-    """A row per class: the frames of one randomly chosen training clip, left to right.
-
-    The clips come from the training dataset itself (epoch 0), so they are
-    sampled, scaled and cropped exactly as the model receives them.
-    """
+    """A row per class: the frames of one randomly chosen training clip (epoch 0), as the model receives them."""
     rng = np.random.default_rng(seed)
+    mean, std = (np.asarray(values).reshape(-1, 1, 1, 1) for values in (KINETICS_MEAN, KINETICS_STD))
     rows = []
     for label in labels:
         choices = [i for i, record in enumerate(dataset.records) if record.label == label]
         if choices:
             item = dataset[(int(rng.choice(choices)), 0)]
-            rows.append((label, dataset.records[item["index"]].path, display_frames(item["video"])))
+            # de-normalised to (T, H, W, C) in [0, 1] for display
+            clip = np.clip(item["video"].numpy() * std + mean, 0.0, 1.0).transpose(1, 2, 3, 0)
+            rows.append((label, dataset.records[item["index"]].path, clip))
     frames = dataset.frames
     cell = min(1.4, 20.0 / frames)
     fig = Figure(figsize=(frames * cell + 1.8, len(rows) * cell + 0.8), layout="tight")
@@ -132,7 +113,8 @@ def explore(cfg: DictConfig) -> dict[str, Path]:
         f"Training clips as the model sees them: {frames} frames every {stride} (span {clip_span(frames, stride)}), "
         f"short side scaled to {datamodule.short_side}, random {datamodule.crop_size}x{datamodule.crop_size} crop{flip}"
     )
-    labels = strip_classes(len(names), int(cfg.explore.classes))
+    wanted = max(1, min(int(cfg.explore.classes), len(names)))  # spread evenly over the class list
+    labels = sorted({int(round(x)) for x in np.linspace(0, len(names) - 1, wanted)})
     plot_frame_strips(datamodule.train_set, labels, names, int(cfg.seed), files["frame_strips"], title)
     for path in files.values():
         print(f"wrote {path}")

@@ -3,11 +3,8 @@
     python -m ar_experiments.predict clip.mp4 other.avi ckpt=outputs/2024-05-01/12-00-00
     python -m ar_experiments.predict clip.mp4 ckpt=path/to/best-epoch07.ckpt --json --top-k 3
 
-The network is rebuilt from the checkpoint's hyperparameters and the class
-names come from the checkpoint. Each video is prepared as the run's test did:
-the same frames, stride, scaling and temporal x spatial views (from the run
-folder's `.hydra/config.yaml` when a run folder is given, else from the
-checkpoint), with the softmax averaged over the views.
+Each video is prepared as the run's test did (frames, stride, scaling, views), with the softmax averaged
+over the views: docs/evaluation.md, "`predict`".
 """
 
 from __future__ import annotations
@@ -71,11 +68,7 @@ def view_settings(run_dir: Path | None, hparams: dict, checkpoint: Path) -> View
 
 
 def load_trained_model(path: str | Path, device: str = "cpu") -> TrainedModel:
-    """Rebuild the network of a checkpoint (or of a run folder's best checkpoint).
-
-    Loaded with weights_only=True: a checkpoint holds tensors and plain
-    containers only, so no code from the file runs.
-    """
+    """Rebuild the network of a checkpoint (or of a run folder's best checkpoint); weights_only: no code runs."""
     checkpoint = find_checkpoint(path)
     run_dir = Path(path).expanduser() if Path(path).expanduser().is_dir() else None
     try:

@@ -19,17 +19,6 @@ from .config.compose import compose_train_config
 KINETICS_CLASSES = 400
 
 
-def split_num_classes(args: list[str]) -> tuple[int, list[str]]:
-    """(`model.num_classes`, the other overrides): the class count comes from the data when training."""
-    num_classes, overrides = KINETICS_CLASSES, []
-    for arg in args:
-        if arg.startswith("model.num_classes="):
-            num_classes = int(arg.split("=", 1)[1])
-        else:
-            overrides.append(arg)
-    return num_classes, overrides
-
-
 def _clip_stride(cfg: DictConfig) -> str:
     try:
         return f"stride {cfg.data.stride}"
@@ -78,7 +67,10 @@ def main(args: list[str] | None = None) -> None:
     from .models.weights import PretrainedMismatchError
     from .safety.safe_load import UnsafeCheckpointError
 
-    num_classes, overrides = split_num_classes(args)
+    # not a training override: when training, the class count comes from the data
+    sizes = [int(arg.split("=", 1)[1]) for arg in args if arg.startswith("model.num_classes=")]
+    num_classes = sizes[-1] if sizes else KINETICS_CLASSES
+    overrides = [arg for arg in args if not arg.startswith("model.num_classes=")]
     try:
         print("\n".join(summarise(compose_train_config(overrides), num_classes)))
     except (FileNotFoundError, PretrainedMismatchError, UnsafeCheckpointError) as err:

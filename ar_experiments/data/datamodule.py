@@ -141,13 +141,11 @@ class VideoDataModule(pl.LightningDataModule):
         return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
 
     def _worker_start(self) -> dict:
-        """How loader workers start: the platform's default method, named (inside a joblib (loky) worker
-        process the implicit default is loky's, which cannot start DataLoader workers); under DDP a
-        fork server, since forking a rank whose communication threads may hold a lock at that moment can
-        leave the new worker stuck forever (seen with gloo). Every worker leaves Ctrl-C and SIGTERM to the
-        training process (clips are drawn from explicit seeds, so no per-worker seeding is lost). The fork
-        server is started by the first loader, inside SignalSafeStart: it keeps the signals blocked, and
-        so do the workers it forks, until worker_init_fn ignores them."""
+        """How loader workers start: the platform's default method, named (in a joblib (loky) worker the
+        implicit default is loky's, which cannot start them); under DDP a fork server, since forking a rank
+        whose communication threads hold a lock can leave the worker stuck forever (seen with gloo). The
+        first loader starts the fork server inside SignalSafeStart, so its workers too keep Ctrl-C and
+        SIGTERM blocked until worker_init_fn ignores them (docs/clusters.md)."""
         if not self.num_workers:
             return {}
         signals = {"worker_init_fn": leave_signals_to_the_main_process}
@@ -179,11 +177,8 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def test_dataloader(self) -> DataLoader:
-        """One item per video: its central clip and its test views, decoded once (see VideoClipDataset).
-
-        A batch holds whole videos, up to 4 x data.batch_size clips (at least one video): testing keeps no
-        activations for a backward pass, so four times the training batch fits where training fits.
-        """
+        """Whole videos (central clip and test views), up to 4 x data.batch_size clips a batch (at least one
+        video): testing keeps no activations for a backward pass, so four times the training batch fits."""
         videos_per_batch = max(1, TEST_CLIPS_PER_TRAINING_CLIP * self.batch_size // self.test_set.clips_per_item)
         return self._loader(
             self.test_set, sampler=ShardSampler(len(self.test_set), *self._rank(), "test"), batch_size=videos_per_batch

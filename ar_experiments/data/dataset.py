@@ -1,16 +1,9 @@
 """Map-style dataset: item i is one video; its clip (or test views) is sampled inside __getitem__.
 
-Training draws a new random clip of each video every epoch, from a generator
-seeded by (seed, epoch, video index), so runs are reproducible whatever the
-number of workers. The epoch reaches the workers with each index: the training
-batch sampler yields (index, epoch) pairs, which also holds with persistent
-workers.
-
-An unreadable video (data.on_bad_video=skip) is replaced by the next readable
-video of its split in training, where only the number of clips matters; in
-validation and testing it is left out, so no video is counted twice and every
-accuracy is over the videos really evaluated. `collate_videos` drops the items
-left out and passes their names on in the batch (`skipped`, `skipped_reason`).
+Training draws each video's clip from a generator seeded by (seed, epoch, video index), so runs are
+reproducible whatever the number of workers; the epoch reaches the workers with each index (the
+training batch sampler yields (index, epoch) pairs, which also holds with persistent workers).
+What happens to an unreadable video in training, validation and testing: docs/faults.md.
 """
 
 from __future__ import annotations
@@ -34,12 +27,9 @@ log = logging.getLogger(__name__)
 class VideoClipDataset(Dataset):
     """Clips of videos listed in `records`, decoded from `videos_dir`.
 
-    sampling='random' (training: a random clip, replaced by another video's when
-    unreadable), 'center' (validation: the central clip) or 'views' (testing:
-    the central clip's centre crop, then `temporal_views` evenly spaced clips x
-    `spatial_crops` crops; all decoded in one pass over the video, where the
-    clips overlap, and returned as uint8 (N, T, H, W, C) crops for the model's
-    device to normalise; N = 1 + views, or 1 when the only view is the central clip).
+    sampling='random' (training), 'center' (validation: the central clip) or 'views' (testing: the
+    central clip, then `temporal_views` x `spatial_crops` views, decoded in one pass and returned as
+    uint8 (N, T, H, W, C) crops for the model's device to normalise; docs/evaluation.md).
     """
 
     def __init__(

@@ -1,13 +1,8 @@
 """Decode exactly the frames a clip needs with PyAV, resized while converting.
 
-A clip rarely starts at frame 0, so decoding seeks to the keyframe before the
-clip's first frame and stops after its last: a 3 s clip of a 7 s video costs
-about its own span, not everything before it. After a seek, frame numbers come
-from timestamps, counted from the first frame's. Where timestamps cannot be
-trusted (no frame rate, irregular timestamps, a seek that lands past the clip,
-an error), the video is decoded from its start instead and frames are numbered
-by counting; both give the same frames (tests/data/test_decode_seek.py checks this
-on videos with and without B-frames).
+Decoding seeks to the keyframe before the clip and numbers frames by timestamp; where timestamps cannot
+be trusted it decodes from the start and counts (docs/benchmarks.md, "Keyframe seeking"). Both give the
+same frames: tests/data/test_decode_seek.py checks it on videos with and without B-frames.
 """
 
 from __future__ import annotations
@@ -71,15 +66,11 @@ def truncation_problem(path: str, decoded: int, total: int) -> str | None:
 def decode_clip(
     path: str, sample_indices, short_side: int | None = None, max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO
 ) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of one clip.
+    """Frames (T, H, W, 3) uint8 of one clip; `sample_indices(frame_count) -> indices` picks them.
 
-    `sample_indices(frame_count) -> indices` picks the frames once the header
-    says how many there are. Decoding starts at the keyframe before the first
-    needed frame and stops after the last. A stream that ends within
-    HEADER_SLACK frames of the header's count repeats its last frame; one that
-    ends earlier, before a frame the clip needs, is truncated: VideoDecodeError,
-    as for a file that decodes to nothing. Any other error while decoding,
-    converting or scaling is the video's too: a VideoDecodeError naming it.
+    A stream that ends within HEADER_SLACK frames of the header's count repeats its last frame; one that
+    ends earlier is truncated. Every failure, PyAV's and swscale's included, is a VideoDecodeError naming
+    the video.
     """
     try:
         return _decode_clip(path, sample_indices, short_side, max_aspect_ratio)
@@ -214,13 +205,9 @@ def _decode_from_start(container, stream, clip: ClipFrames, path) -> np.ndarray 
 def _decode_after_seek(container, stream, clip: ClipFrames) -> np.ndarray | None:
     """Frames from the keyframe before the clip, numbered by timestamp; None where that is unsafe.
 
-    Frame n's timestamp is the first frame's plus n frame durations (the first
-    frame's own timestamp is not always zero: AVI with B-frames starts at one).
-    Demuxers seek by decode timestamp, which trails the presentation timestamp
-    by the B-frame reorder delay, so the target moves back by that delay.
-    Frames count only from the first keyframe at or before the clip's start
-    (frames before it may reference data from before the seek point), and any
-    gap or repeat in the numbering gives up.
+    Traps: the first frame's timestamp is not always zero (AVI with B-frames starts at one); demuxers
+    seek by decode timestamp, so the target moves back by the B-frame reorder delay; frames before the
+    first keyframe may reference data from before the seek point, so counting starts there.
     """
     import av
 
@@ -254,11 +241,8 @@ def _decode_after_seek(container, stream, clip: ClipFrames) -> np.ndarray | None
 
 
 def _first_frame(container, stream):
-    """The first decoded frame, and the lowest dts and largest pts - dts among the opening packets.
-
-    That gap is the B-frame reorder delay: a keyframe shows up to that much
-    later than its decode timestamp, which is what demuxers seek by.
-    """
+    """The first decoded frame, and the lowest dts and largest pts - dts (the B-frame reorder delay)
+    among the opening packets."""
     first, lowest_dts, reorder_delay = None, None, 0
     for number, packet in enumerate(container.demux(stream)):
         if packet.pts is not None and packet.dts is not None:

@@ -39,10 +39,9 @@ def kill_the_living(workers: list[multiprocessing.Process]) -> None:
 
 @functools.cache
 def kill_workers_left_at_exit() -> None:
-    """At exit, end the daemonic children still alive (the loader workers among them; multiprocessing ends
-    every daemonic child at exit anyway, with SIGTERM); registered after multiprocessing's own exit function,
-    so it runs first (atexit runs the last registered first), which would wait for them for ever. (The
-    finalizers below also run at exit, but in weakref's atexit slot, whose order depends on imports.)"""
+    """At exit, kill the daemonic children still alive (loader workers ignore multiprocessing's SIGTERM, and
+    its exit function would wait for them for ever); registered after that function, so it runs first.
+    (The finalizers below also run at exit, but in weakref's atexit slot, whose order depends on imports.)"""
     atexit.register(lambda: kill_the_living([child for child in multiprocessing.active_children() if child.daemon]))
 
 

@@ -1,10 +1,7 @@
 """Generate the embedded synthetic dataset: real XVID AVI files in the UCF101 layout.
 
-Every class is a motion of the whole scene that one frame cannot reveal: the
-camera's view of a random texture moves right or left, up or down (or
-diagonally), or turns. The texture, its place and angle in the first frame, the speed and the
-noise vary per clip; the clips of one group share a colour palette, as the
-clips of one UCF101 group share an actor and a scene.
+Every class is a motion of the whole scene that one frame cannot reveal; its design and tuning:
+docs/synthetic.md.
 """
 
 from __future__ import annotations
@@ -136,9 +133,8 @@ def _sample(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def render_clip(motion: str, style: dict, rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of one clip: the camera's view of a textured scene that moves as `motion` says.
 
-    The texture is periodic and isotropic, and the view starts at a uniformly random place and
-    angle, so every single frame is a sample of the same random scene whatever the class: only
-    how frames follow one another tells the motion (`tests/data/test_synthetic_motion.py`).
+    The view starts at a uniformly random place and angle, so no single frame tells the class
+    (docs/synthetic.md; `tests/data/test_synthetic_motion.py`).
     """
     h, w = spec.height, spec.width
     n_frames = int(round(rng.uniform(*spec.seconds) * spec.fps))

@@ -1,11 +1,8 @@
 """Training batches: every video once per epoch, a new order and new clips each epoch, resumable mid-epoch.
 
-One sampler serves a single process and every DDP rank. Its position (the
-epoch, and how many of the epoch's batches are done) is set by the training
-loop (ar_experiments.training.callbacks.ResumableTraining) and saved in checkpoints
-through `ResumableDataLoader`, which Lightning treats as a stateful loader: a
-run resumed mid-epoch trains exactly the batches, in the order and with the
-clips, that the uninterrupted run would have.
+One sampler serves a single process and every DDP rank (docs/sweeps.md, "Data under DDP"). Its position
+is set by the training loop (training.callbacks.ResumableTraining) and saved in checkpoints through
+`ResumableDataLoader`, so a run resumed mid-epoch trains exactly the batches the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -21,19 +18,10 @@ from .loader_workers import VideoLoader
 class TrainingBatchSampler(Sampler):
     """One rank's training batches of an epoch, as lists of (index, epoch) pairs, from its current position.
 
-    torch's DistributedSampler pads the epoch with repeated videos so that all
-    ranks get equal shares (or, with drop_last, leaves some out). Here the
-    epoch's permutation, from (seed, epoch), is cut into world_size x B batches
-    whose sizes differ by at most one and never exceed `batch_size`, with
-    B = ceil(size / (world_size x batch_size)); rank r takes every
-    world_size-th batch from r. Every video is seen exactly once per epoch, and
-    every rank runs the same number of batches: DDP all-reduces gradients after
-    each batch, so a rank with an extra batch would wait forever.
-
-    The position is read when an epoch's iteration starts: `set_epoch` starts
-    an epoch from its first batch, `batch_done` counts a finished batch (and
-    moves to the next epoch after the epoch's last), `load_state_dict` puts
-    back a saved position.
+    The epoch's permutation, from (seed, epoch), is cut into world_size x B batches of at most
+    `batch_size`, B = ceil(size / (world_size x batch_size)); rank r takes every world_size-th from r.
+    Unlike DistributedSampler nothing is padded, and every rank runs the same number of batches: DDP
+    all-reduces gradients after each, so a rank with an extra batch would wait forever.
     """
 
     def __init__(self, size: int, batch_size: int, rank: int, world_size: int, seed: int):
@@ -59,11 +47,8 @@ class TrainingBatchSampler(Sampler):
         return {"epoch": self.epoch, "batches_done": self.batches_done, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Put back a saved position; one in the middle of an epoch only under the world size that saved it.
-
-        The position counts each rank's batches: under another number of ranks the epoch is cut into other
-        batches, and the same count would train some videos twice and others not at all that epoch.
-        """
+        """Put back a saved position; one in the middle of an epoch only under the world size that saved it
+        (docs/clusters.md: the position counts each rank's batches)."""
         saved_world = int(state.get("world_size", self.world_size))  # checkpoints before this key: as now
         if int(state["batches_done"]) and saved_world != self.world_size:
             raise ValueError(

@@ -1,9 +1,7 @@
 """Clip transforms on uint8 (T, H, W, C) arrays -> normalised float (C, T, H, W) tensors.
 
-Training and validation clips are cropped (random + optional flip, or centre) and
-normalised in the loader workers. Test clips travel as uint8 crops (a quarter of
-the bytes of float ones; a 10 x 3-view video is 30 clips) and are normalised where
-the model runs, by `normalise_clips`, with the same arithmetic.
+Training and validation clips are normalised in the loader workers; test clips travel as uint8 crops and
+are normalised where the model runs (`normalise_clips`, the same arithmetic; docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -21,9 +19,7 @@ SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
 def normalise_clips(clips: torch.Tensor) -> torch.Tensor:
     """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, scaled to [0, 1] then normalised.
 
-    Two passes: one transposing conversion to float, one fused scale-and-shift
-    ((x / 255 - mean) / std = x * scale + shift, per channel), each on
-    contiguous memory where the vectorised kernels apply.
+    In two passes on contiguous memory (docs/benchmarks.md, "Normalisation in two passes").
     """
     mean = torch.tensor(KINETICS_MEAN, device=clips.device).view(-1, 1, 1, 1)
     std = torch.tensor(KINETICS_STD, device=clips.device).view(-1, 1, 1, 1)

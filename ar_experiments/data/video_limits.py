@@ -1,11 +1,7 @@
 """Refuse, before decoding, videos whose frames scaled to data.short_side would be absurd.
 
-Frames are scaled so their short side is `data.short_side`; the long side
-follows the aspect ratio. A 2x16000 clip of 2 KB would become a frame of
-256 x 2,048,000 pixels (1.5 GB per frame at rgb24). Such a video is the
-video's fault, like a truncated one: it is refused with the reason, skipped
-in training, left out of evaluation, reported by check_data and predict.
-`data.max_aspect_ratio` sets the limit (long side / short side).
+A 2x16000 clip of 2 KB would become frames of 256 x 2,048,000 pixels (1.5 GB each at rgb24); such a video
+is refused like a truncated one (docs/faults.md). `data.max_aspect_ratio` sets the limit.
 """
 
 from __future__ import annotations

@@ -53,12 +53,9 @@ ARCHITECTURES = {
 class VideoNet(nn.Module):
     """(B, C, T, H, W) -> logits. For SlowFast, the slow pathway is taken here.
 
-    The slow pathway keeps ceil(T / alpha) of the T fast frames, evenly spaced,
-    which is what the fusion convolutions' temporal stride alpha expects. Their
-    indices are truncated, not rounded, as PySlowFast's PackPathway takes them
-    (32 frames: 0, 4, 8, 13, 17, 22, 26, 31), so the published checkpoints see
-    the frames they were trained on. A new list is built every call:
-    pytorchvideo's SlowFast mutates its input list.
+    It keeps ceil(T / alpha) of the T fast frames with truncated indices, as PySlowFast's PackPathway
+    (README, "Configuration"), so the published checkpoints see the frames they were trained on. A new list is
+    built every call: pytorchvideo's SlowFast mutates its input list.
     """
 
     def __init__(
@@ -205,13 +202,8 @@ def build_model(
 def count_gflops(net: nn.Module, frames: int, crop_size: int) -> float:
     """Multiply-adds (in billions) of one forward pass of `net` on one view, a (1, 3, frames, crop, crop) clip.
 
-    The convention is the one of the model zoos (pytorchvideo, PySlowFast, the X3D
-    and SlowFast papers): one multiply-add of a convolution or linear layer is one
-    FLOP, and normalisation, activations and pooling are not counted. With it,
-    SlowFast R50 8x8 (32 fast frames) at 256x256 gives pytorchvideo's 65.71 and
-    X3D-M with 16 frames at 256x256 the X3D paper's 6.2; a multi-view test costs views x that.
-    The pass runs on a meta-device copy: shapes only, no arithmetic, so it takes
-    well under a second and leaves `net` untouched.
+    The model zoos' convention, which reproduces their figures: docs/pretrained.md, "Model summary". The
+    pass runs on a meta-device copy (shapes only), so it takes well under a second and leaves `net` alone.
     """
     shadow = copy.deepcopy(net).to("meta").eval()
     clip = torch.empty(1, 3, frames, crop_size, crop_size, device="meta")

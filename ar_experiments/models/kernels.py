@@ -2,23 +2,14 @@
 same results up to float rounding (tests/models/test_cpu_kernels.py), so checkpoints are unchanged.
 
 - `PointwiseConv3d` (`model.pointwise_matmul`): a convolution without spatial extent (1x1x1, or kx1x1
-  in time) as one matrix multiply. On the CPU PyTorch runs these through a general 3D convolution whose
-  backward pass is 2-16x slower than the matrix multiply (X3D-M has 88 1x1x1 ones: with them and fused
-  optimiser steps its one-thread training step runs ~1.7x faster; `python -m ar_experiments.bench`
-  measures them as its pointwise-conv variant). SlowFast's slow pathway has 3x1x1 convolutions over
-  1024-2048 channels and a few positions, which PyTorch runs at batch 8 on one thread through its
-  unvectorised fallback: as a matrix multiply over the k frames unfolded into channels they take a
-  fraction of the time. On a channels-last-3d tensor the permutes are views.
-- `DepthwiseConv3d` (`model.depthwise_grad`): on the CPU PyTorch's backward pass of a depthwise Conv3d
-  (X3D's 3x3x3 and 5x1x1 layers, most of the network) spends 6-9 ms per layer on the input gradient at
-  the synthetic data's 32-pixel crops, even for tiny tensors, while a forward depthwise convolution of
-  the same size takes 0.1-0.8 ms. For stride 1 the input gradient is exactly the output gradient
-  convolved with the spatially flipped kernel, so it is computed that way; the weight gradient stays
-  PyTorch's. The bench measures the gain as the `depthwise-stock` variant. Elsewhere (GPUs, strided
-  layers) it is a plain Conv3d.
-- `Fp32DepthwiseConv3d` (`model.depthwise_fp32`): cuDNN's reduced-precision kernels for grouped 3D
-  convolutions can be slower than its float32 ones, so inside a bf16/fp16 autocast region these run in
-  float32; outside autocast it is a plain Conv3d.
+  in time) as one matrix multiply; its CPU backward is 2-16x faster than Conv3d's.
+- `DepthwiseConv3d` (`model.depthwise_grad`): on the CPU, a stride-1 depthwise Conv3d's input gradient
+  as a convolution with the flipped kernel (PyTorch's takes 6-9 ms a layer, the forward 0.1-0.8 ms).
+- `Fp32DepthwiseConv3d` (`model.depthwise_fp32`): grouped 3D convolutions in float32 under bf16/fp16
+  autocast, where cuDNN's reduced-precision kernels can be slower.
+
+The measurements, and why `auto` keeps PyTorch's Conv3d off the CPU: docs/benchmarks.md,
+"What changed for speed".
 """
 
 from __future__ import annotations
@@ -46,9 +37,7 @@ def _swap(net: nn.Module, qualifies: Callable[[nn.Module], bool], kernel: type[n
 def matmul_wins(setting: str | bool, device: torch.device) -> bool:
     """Whether a convolution without spatial extent runs as a matrix multiply on `device` (`model.pointwise_matmul`).
 
-    On the CPU the matrix multiply is 2-16x faster per layer; on an H200 (torch 2.11,
-    bf16) it made SlowFast R50's step 14% slower and X3D-M's no faster, so `auto`
-    keeps PyTorch's Conv3d there.
+    `auto`: on the CPU only (on an H200 it made SlowFast R50's step 14% slower).
     """
     return setting is True or (setting == "auto" and device.type == "cpu")
 

@@ -1,13 +1,7 @@
 """Kinetics-400 weights from pytorchvideo's model zoo: found offline first, loaded strictly.
 
-Where a checkpoint comes from, in order: `model.weights_path`, the torch hub
-cache (`torch.hub.get_dir()/checkpoints/`, where pytorchvideo's own hub puts
-it), else a download from the model zoo into that cache. With no network the
-download is given up within seconds and the error says which file to put where.
-
-Loading is strict for the backbone: every tensor of the network except the
-classifier (`blocks.<last>.proj.*`, replaced for the dataset's classes) must
-be in the file with the same shape, or nothing loads and every mismatch is listed.
+Where a run looks for a checkpoint and what loads: docs/pretrained.md. With no network the download
+is given up within seconds (NETWORK_TIMEOUT_S) and the error says which file to put where.
 """
 
 from __future__ import annotations
@@ -131,8 +125,17 @@ def find_pretrained(model_cfg: Mapping[str, Any]) -> Path | None:
     return cached
 
 
-def load_backbone(net: VideoNet, state: Mapping[str, torch.Tensor], source: str) -> PretrainedLoad:
-    """Copy every tensor but the classifier's from `state` into `net.net`; all or nothing."""
+def load_pretrained(net: VideoNet, path: Path) -> PretrainedLoad:
+    """Load a pytorchvideo model-zoo checkpoint into `net`, keeping its own classifier; all or nothing.
+
+    pytorchvideo's format is {"model_state": state_dict, ...}; a bare state dict is accepted too.
+    """
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.get("model_state", checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedMismatchError(
+            f"{path} is not a pytorchvideo checkpoint: expected a dict with 'model_state' (a state dict of tensors)"
+        )
     prefix = net.classifier_prefix
     own = net.net.state_dict()
     problems = []
@@ -148,26 +151,12 @@ def load_backbone(net: VideoNet, state: Mapping[str, torch.Tensor], source: str)
     problems += [f"not in the model: {key}" for key in state if key not in own and not key.startswith(prefix)]
     if problems:
         raise PretrainedMismatchError(
-            f"{source} does not fit model.name={net.name} ({len(problems)} problem(s); the classifier {prefix}* "
+            f"{path} does not fit model.name={net.name} ({len(problems)} problem(s); the classifier {prefix}* "
             "is exempt). Is it the checkpoint of this model?\n  " + "\n  ".join(problems)
         )
     backbone = {key: value for key, value in state.items() if not key.startswith(prefix)}
     net.net.load_state_dict(backbone, strict=False)
-    return PretrainedLoad(source, len(backbone), sorted(key for key in state if key.startswith(prefix)))
-
-
-def load_pretrained(net: VideoNet, path: Path) -> PretrainedLoad:
-    """Load a pytorchvideo model-zoo checkpoint into `net`, keeping its own classifier.
-
-    pytorchvideo's format is {"model_state": state_dict, ...}; a bare state dict is accepted too.
-    """
-    checkpoint = load_checkpoint(path)
-    state = checkpoint.get("model_state", checkpoint) if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PretrainedMismatchError(
-            f"{path} is not a pytorchvideo checkpoint: expected a dict with 'model_state' (a state dict of tensors)"
-        )
-    result = load_backbone(net, state, str(path))
+    result = PretrainedLoad(str(path), len(backbone), sorted(key for key in state if key.startswith(prefix)))
     log.info(
         "pretrained weights %s: %d tensors loaded, %d skipped (%s)",
         path,

@@ -12,10 +12,7 @@ from . import plots as report_plots
 from .comparisons import compare_sweep, comparisons_table
 from .document import SweepReport, best_optuna_job
 from .stats import DEFAULT_RESAMPLES, accuracy_with_ci
-from .sweep_results import (
-    PREDICTIONS_FILE,
-    Sweep,
-)
+from .sweep_results import PREDICTIONS_FILE, Sweep
 
 # report.csv's first columns: every key of the record, in its order (objects such as `versions` are flattened)
 RECORD_COLUMNS = tuple(key for key in KEYS if KINDS[key] is not dict)

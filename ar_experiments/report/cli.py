@@ -15,10 +15,7 @@ from pathlib import Path
 
 from .build import analyse, write_report
 from .stats import DEFAULT_RESAMPLES
-from .sweep_results import (
-    Sweep,
-    latest_sweep,
-)
+from .sweep_results import Sweep, latest_sweep
 
 MIN_RESAMPLES = 1000
 
@@ -39,14 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     parser.add_argument("--progress", action="store_true", help="print the sweep's progress.json and write nothing")
     args = parser.parse_args(argv)
+    try:
+        folder = latest_sweep(Path.cwd()) if args.latest else args.sweep
+    except FileNotFoundError as err:
+        parser.error(str(err))
     if args.progress:
-        from .progress import print_progress
+        from ..sweeps.job_status import PROGRESS_FILE, read_json
+        from .progress import progress_text
 
-        return print_progress(args.sweep, parser)
+        progress = read_json(folder / PROGRESS_FILE)
+        if progress is None:
+            parser.error(f"no {PROGRESS_FILE} in {folder}; it appears when a sweep starts")
+        print(progress_text(progress))
+        return 0
     if args.resamples < MIN_RESAMPLES:
         parser.error(f"--resamples {args.resamples} is too few for a 95% interval; use at least {MIN_RESAMPLES}")
     try:
-        folder = latest_sweep(Path.cwd()) if args.latest else args.sweep
         sweep = Sweep.read(folder)
     except FileNotFoundError as err:
         parser.error(str(err))

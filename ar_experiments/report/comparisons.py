@@ -1,12 +1,7 @@
 """Which runs of a sweep to compare, the statistics of each comparison, and one sentence for each.
 
-Two settings are compared when they differ in the model alone or in the frames alone (every other
-swept override equal; split and seed are the replicates that pair their runs):
-- on each split (and seed) where both ran and left test_predictions.csv, over the test videos both runs
-  evaluated (a run leaves out the videos it could not read, so two runs may differ in a few);
-- across all splits and seeds where both ran, over the matched runs' headline accuracies.
-The setting with the higher mean accuracy is named first, so a negative difference on one split
-means that split disagrees with the average.
+Two settings are compared when they differ in the model alone or in the frames alone; split and seed are
+the replicates that pair their runs (docs/report.md, "The statistics").
 """
 
 from __future__ import annotations

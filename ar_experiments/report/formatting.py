@@ -8,9 +8,7 @@ from typing import Any
 
 from .comparisons import Comparison
 from .stats import AccuracyEstimate
-from .sweep_results import (
-    Job,
-)
+from .sweep_results import Job
 
 ERROR_CHARS_IN_TABLE = 300
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
-from ..sweeps.job_status import FAILED, PROGRESS_FILE, read_json
+from ..sweeps.job_status import FAILED
 from ..sweeps.progress import duration_text
-from .sweep_results import latest_sweep
 
 
 def progress_text(progress: dict[str, Any]) -> str:
@@ -37,16 +34,3 @@ def progress_text(progress: dict[str, Any]) -> str:
         if job.get("state") == FAILED:
             lines.append(f"  failed: {job.get('job')}: {job.get('error', '')}")
     return "\n".join(lines)
-
-
-def print_progress(sweep: Path | None, parser: argparse.ArgumentParser) -> int:
-    """`report --progress`: the sweep's progress.json in words (the newest sweep when `sweep` is None)."""
-    try:
-        folder = latest_sweep(Path.cwd()) if sweep is None else Path(sweep)
-    except FileNotFoundError as err:
-        parser.error(str(err))
-    progress = read_json(folder / PROGRESS_FILE)
-    if progress is None:
-        parser.error(f"no {PROGRESS_FILE} in {folder}; it appears when a sweep starts")
-    print(progress_text(progress))
-    return 0

@@ -1,12 +1,8 @@
 """A run's results.json checked before a report believes it.
 
-results.json is written atomically by train(), so a damaged one was edited by
-hand, copied in from elsewhere or written by another program. The report goes
-on without such a run and lists it, with the file and the reason, among the
-failed or unreadable runs: never a traceback, never a wrong number in a table.
-Each key is checked by the type the record's definition gives it (record/results.py); keys it does not
-define (a record of another version) are kept as they are. Accuracies are fractions in [0, 1] (docs:
-"Accuracies are fractions"); a percentage such as 57.3 is refused, not shown as 5730 %.
+train() writes it atomically, so a damaged one was edited or written elsewhere; the report lists such a run
+as unreadable, with the file and the reason (docs/faults.md, "The report of a damaged sweep"). Each key is
+checked by the type record/results.py gives it; keys it does not define (another version's) are kept.
 """
 
 from __future__ import annotations

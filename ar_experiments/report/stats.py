@@ -1,22 +1,12 @@
 """Confidence intervals and paired tests for classifier accuracies (scipy and statsmodels do the maths).
 
-One run's accuracy is a binomial proportion (videos right out of videos tested) and gets the
-Clopper-Pearson interval, which is never zero-width, also at 0% and 100%.
+Which interval or test for which comparison, and why: docs/report.md, "The statistics".
 
-Two levels of pairing:
-- two runs tested on the same videos (same split): each video is a pair of right/wrong outcomes, so the
-  difference gets a bootstrap interval that resamples videos jointly, and McNemar's exact test on the
-  videos exactly one of the runs got right;
-- two settings run on several splits or seeds: each split is a pair of accuracies, so the differences
-  get a paired t-test, which says nothing useful from fewer than MIN_RUNS_TO_CONCLUDE pairs.
-
-The paired bootstrap is scipy's `stats.bootstrap(method="BCa")` with `batch`, which bounds its memory by
-about BATCH_ELEMENTS values per batch, for the resamples and the jackknife alike. It replaced a hand-written
-version (chunked resampling, the jackknife of a mean in closed form), written when scipy without `batch`
-held every resample and an n x n jackknife at once. Measured side by side, 2,000 resamples of paired
-outcomes on 2 busy CPU cores: the same interval at the same seed (to 1e-12,
-tests/report/test_bootstrap_memory.py); 30,000 videos 1.5 s against 1.05 s; 1,000,000 videos 41 s against 37
-s, peak RSS 0.19 GB against 0.15 GB (tracemalloc's peak 47 MB): nothing measured needs the hand version.
+The paired bootstrap is scipy's `stats.bootstrap(method="BCa")` with `batch` (memory bounded by about
+BATCH_ELEMENTS values per batch). It replaced a hand-written version; measured side by side (2,000
+resamples, 2 busy CPU cores): the same interval at the same seed (to 1e-12,
+tests/report/test_bootstrap_memory.py); 30,000 videos 1.5 s against 1.05 s; 1,000,000 videos 41 s
+against 37 s, peak RSS 0.19 GB against 0.15 GB: nothing measured needs the hand version.
 """
 
 from __future__ import annotations
@@ -71,9 +61,7 @@ class AccuracyEstimate:
 def accuracy_with_ci(correct, *, confidence: float = CONFIDENCE) -> AccuracyEstimate:
     """Top-1 over test videos with its Clopper-Pearson interval; `correct` holds one bool per video.
 
-    Clopper-Pearson (the exact binomial interval) covers the true accuracy at least `confidence` of the time
-    for every accuracy and number of videos. A bootstrap gives a zero-width interval at 0% or 100% right,
-    and Wilson's interval falls short of 95% near 100% with a few hundred videos, where good runs sit.
+    Not a bootstrap (zero-width at 100%) nor Wilson's (short of 95% near 100%): docs/report.md.
     """
     correct = np.asarray(correct, dtype=bool)  # (mutation testing: without dtype, the same for bools and 0/1)
     if correct.ndim != 1 or correct.size == 0:

@@ -1,8 +1,7 @@
 """A Hydra sweep folder read back: its jobs with their results, overrides, curves and test predictions.
 
-A job is a sub-folder holding `.hydra/` or `results.json`. A job without results.json is unfinished
-(still running, or killed before train() could write it). Jobs group into settings (model, frames and
-any other override that varies across the sweep) and replicates (split and seed) of a setting.
+What it reads, and how jobs group into settings and replicates: docs/report.md. A job without
+results.json is unfinished (still running, or killed before train() could write it).
 """
 
 from __future__ import annotations
