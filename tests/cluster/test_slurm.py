@@ -196,7 +196,7 @@ def test_srun_on_two_nodes_inside_sbatch_trains_one_run_with_a_rank_on_each(
     train = train_command(*tiny_overrides(cache_dir), *FAST, *ddp, f"hydra.run.dir={run_dir}")
     srun = "exec srun --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 " + train.removeprefix("exec ")
     job = submit(slurm_cluster, tmp_path / "batch", srun, "--nodes=2")
-    slurm_cluster.wait_for_job(job)
+    slurm_cluster.wait_for_job(job, timeout=400)  # a rank that fails early leaves the other one waiting for it
     assert (run_dir / "results.json").is_file(), job_output(tmp_path / "batch")[-3000:]
     record = results(run_dir)
     assert record["status"] == "completed" and record["world_size"] == 2, job_output(tmp_path / "batch")[-3000:]
