@@ -52,7 +52,7 @@ def indexed_videos(cfg: DictConfig, splits: list[int]) -> tuple[Path, list[str]]
     return videos_dir, sorted(videos)
 
 
-def scan_videos(videos_dir: Path, videos: list[str], workers: int, data: DictConfig | None = None) -> dict[str, str]:
+def scan_videos(videos_dir: Path, videos: list[str], workers: int, data: DictConfig) -> dict[str, str]:
     """{video: why it cannot be read} for every video that fails to decode completely.
 
     Every frame is converted as the loader converts it, with `data`'s short_side and max_aspect_ratio."""
@@ -60,7 +60,6 @@ def scan_videos(videos_dir: Path, videos: list[str], workers: int, data: DictCon
 
     paths = [str(videos_dir / video) for video in videos]
     unreadable: dict[str, str] = {}
-    data = data or {}
     problem_of = partial(
         find_decode_problem,
         short_side=data.get("short_side"),

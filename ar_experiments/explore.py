@@ -19,20 +19,16 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from .data.clips import clip_span
 from .data.splits import VideoRecord
 from .data.transforms import KINETICS_MEAN, KINETICS_STD
-from .evaluation.artifacts import write_csv
+from .safety.atomic import atomic_write_text
 
 PART_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
-
-
-def split_parts(datamodule) -> dict[str, list[VideoRecord]]:
-    """train / val / test records exactly as the datamodule splits them."""
-    datamodule.setup("fit")
-    return {"train": datamodule.train_records, "val": datamodule.val_records, "test": datamodule.index.test}
 
 
 def summary_table(parts: dict[str, list[VideoRecord]]) -> str:
@@ -45,39 +41,20 @@ def summary_table(parts: dict[str, list[VideoRecord]]) -> str:
     return "\n".join(lines)
 
 
-def class_counts(parts: dict[str, list[VideoRecord]], num_classes: int) -> dict[str, np.ndarray]:
-    return {part: np.bincount([r.label for r in records], minlength=num_classes) for part, records in parts.items()}
-
-
-def plot_class_distribution(counts: dict[str, np.ndarray], names: Sequence[str], path: Path, title: str) -> None:
-    """Grouped bars: for every class, its videos in train, val and test."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    count = len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * count + 2.0), 4.5))
-    width = 0.8 / len(counts)
-    positions = np.arange(count)
-    for offset, (part, values) in enumerate(counts.items()):
-        ax.bar(
-            positions + (offset - (len(counts) - 1) / 2) * width,
-            values,
-            width,
-            label=f"{part} ({int(values.sum())} videos)",
-            color=PART_COLOURS.get(part),
-        )
-    ax.set_xticks(positions, names, rotation=90 if count > 8 else 0, fontsize=8 if count <= 30 else 6)
-    ax.set_xlim(-0.6, count - 0.4)
-    ax.set_ylim(0, 1.25 * max(int(values.max()) for values in counts.values()) + 0.5)  # room for the legend
+def plot_class_distribution(counts: pd.DataFrame, path: Path, title: str) -> None:
+    """Grouped bars: for every class (a row of `counts`), its videos in train, val and test (its columns)."""
+    fig = Figure(figsize=(max(6.0, 0.3 * len(counts) + 2.0), 4.5), layout="tight")
+    ax = fig.subplots()
+    counts.rename(columns=lambda part: f"{part} ({counts[part].sum()} videos)").plot.bar(
+        ax=ax, width=0.8, color=[PART_COLOURS[part] for part in counts], rot=90 if len(counts) > 8 else 0, xlabel=""
+    )
+    ax.tick_params(axis="x", labelsize=8 if len(counts) <= 30 else 6)
+    ax.set_ylim(0, 1.25 * counts.to_numpy().max() + 0.5)  # room for the legend
     ax.set_ylabel("videos")
     ax.set_title(title)
-    ax.legend(loc="upper center", ncol=len(counts), fontsize=8)
+    ax.legend(loc="upper center", ncol=counts.shape[1], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def strip_classes(num_classes: int, wanted: int) -> list[int]:
@@ -99,11 +76,6 @@ def plot_frame_strips(dataset, labels: Sequence[int], names: Sequence[str], seed
     The clips come from the training dataset itself (epoch 0), so they are
     sampled, scaled and cropped exactly as the model receives them.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rng = np.random.default_rng(seed)
     rows = []
     for label in labels:
@@ -113,7 +85,8 @@ def plot_frame_strips(dataset, labels: Sequence[int], names: Sequence[str], seed
             rows.append((label, dataset.records[item["index"]].path, display_frames(item["video"])))
     frames = dataset.frames
     cell = min(1.4, 20.0 / frames)
-    fig, axes = plt.subplots(len(rows), frames, figsize=(frames * cell + 1.8, len(rows) * cell + 0.8), squeeze=False)
+    fig = Figure(figsize=(frames * cell + 1.8, len(rows) * cell + 0.8), layout="tight")
+    axes = fig.subplots(len(rows), frames, squeeze=False)
     for row, (label, video, clip) in enumerate(rows):
         for t in range(frames):
             ax = axes[row, t]
@@ -124,9 +97,7 @@ def plot_frame_strips(dataset, labels: Sequence[int], names: Sequence[str], seed
                 ax.set_title(f"+{t * dataset.stride}", fontsize=7)
         axes[row, 0].set_ylabel(f"{names[label]}\n{Path(video).name}", rotation=0, ha="right", va="center", fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def explore(cfg: DictConfig) -> dict[str, Path]:
@@ -134,7 +105,8 @@ def explore(cfg: DictConfig) -> dict[str, Path]:
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
-    parts = split_parts(datamodule)
+    datamodule.setup("fit")
+    parts = {"train": datamodule.train_records, "val": datamodule.val_records, "test": datamodule.index.test}
     names = datamodule.classes
     out = Path(cfg.explore.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,16 +114,17 @@ def explore(cfg: DictConfig) -> dict[str, Path]:
     print(f"val holds out {datamodule.val_groups_per_class} training groups per class (data.val_groups_per_class)")
     print(summary_table(parts))
 
-    counts = class_counts(parts, len(names))
+    counts = pd.DataFrame(
+        {part: np.bincount([r.label for r in records], minlength=len(names)) for part, records in parts.items()},
+        index=pd.Index(names, name="class"),
+    )
     files = {
         "class_distribution": out / "class_distribution.png",
         "class_distribution_csv": out / "class_distribution.csv",
         "frame_strips": out / "frame_strips.png",
     }
-    write_csv(files["class_distribution_csv"], ("class", *counts), zip(names, *(c.tolist() for c in counts.values())))
-    plot_class_distribution(
-        counts, names, files["class_distribution"], f"Videos per class, {cfg.data.name} split {cfg.split}"
-    )
+    atomic_write_text(files["class_distribution_csv"], counts.to_csv())
+    plot_class_distribution(counts, files["class_distribution"], f"Videos per class, {cfg.data.name} split {cfg.split}")
 
     frames, stride = datamodule.frames, datamodule.stride
     flip = ", random flip" if datamodule.train_flip else ""

@@ -39,7 +39,7 @@ def _clip_stride(cfg: DictConfig) -> str:
 
 def summarise(cfg: DictConfig, num_classes: int) -> list[str]:
     from .models import ARCHITECTURES, build_model
-    from .models.complexity import count_gflops
+    from .models.builders import count_gflops
     from .models.weights import find_pretrained, load_pretrained
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)

@@ -47,8 +47,7 @@ def train(cfg: DictConfig, wandb_group: str | None = None) -> float:
 def main(cfg: DictConfig) -> float:
     from .sweeps.gpu_placement import claim_gpus, release_gpu_memory
     from .sweeps.job_status import update_job_status
-    from .training.console_log import ONE_LINE_ERRORS
-    from .training.run import sweep_dir
+    from .training.run import ONE_LINE_ERRORS, sweep_dir
 
     logging.captureWarnings(True)  # to the py.warnings logger, which writes train.log (conf/hydra/default.yaml)
     try:

@@ -1,8 +1,6 @@
-"""Checks of a training config that run before any data is read or any model is built.
-
-Each problem is one line naming the key, its value and what it may be, so a
-typo fails in a second instead of after the data has loaded (or, for a value
-only the model or the clip transform would notice, after the first batch).
+"""Checks of a training config that run before any data is read or any model is built: each problem is one line
+naming the key, its value and what it may be, so a typo fails in a second instead of after the data has loaded
+(or, for a value only the model or the clip transform would notice, after the first batch).
 """
 
 from __future__ import annotations
@@ -153,12 +151,6 @@ def optimisation_problems(config: dict[str, Any]) -> list[str]:
             f"scheduler.scheduler._target_={scheduler.get('_target_')!r} is not a learning-rate scheduler; "
             f"choose scheduler=<{'|'.join(group_options('scheduler'))}> or a torch.optim.lr_scheduler class"
         )
-    return problems
-
-
-def optimizer_extra_problems(config: dict[str, Any]) -> list[str]:
-    optimizer = config.get("optimizer", {})
-    problems = []
     if optimizer.get("lr_scaling", "none") not in LR_SCALING_RULES:
         problems.append(
             f"optimizer.lr_scaling={optimizer.get('lr_scaling')!r}; choose one of {', '.join(LR_SCALING_RULES)}"
@@ -211,7 +203,6 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
         *data_problems(config),
         *count_problems(config),
         *optimisation_problems(config),
-        *optimizer_extra_problems(config),
         *validation_problems(config),
         *resume_problems(config),
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..safety.secret_names import safe_name
+from ..safety.redaction import safe_name
 from ..sweeps.cpu_share import console_log_level, progress_bar, threads_per_job
 
 REPO_DIR = Path(__file__).resolve().parents[2]  # a checkout of the project: conf/ beside ar_experiments/

@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from .dataset import ShardSampler, VideoClipDataset, collate_videos
-from .loader_workers import SignalSafeStart, VideoLoader, leave_signals_to_the_main_process
-from .splits import SPLITS, VIDEOS_FOLDER, SplitIndex, hold_out_groups, load_split
+from .loader_workers import VideoLoader, leave_signals_to_the_main_process
+from .splits import VIDEOS_FOLDER, SplitIndex, hold_out_groups, load_split
 from .synthetic import SyntheticSpec, dataset_root, ensure_synthetic_dataset
 from .training_batches import ResumableDataLoader, TrainingBatchSampler
 from .transforms import ClipTransform
@@ -20,10 +20,6 @@ from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 log = logging.getLogger(__name__)
 
 TEST_CLIPS_PER_TRAINING_CLIP = 4
-
-
-class ResumableVideoLoader(SignalSafeStart, ResumableDataLoader):
-    pass
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -64,13 +60,7 @@ class VideoDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.name = name
-        if split not in SPLITS:
-            raise ValueError(f"split={split}; UCF101 has the official splits {', '.join(map(str, SPLITS))}")
         self.spec = SyntheticSpec.from_config(synthetic) if synthetic else None
-        if self.spec is None and not root:
-            raise ValueError(
-                "data.root is not set; pass data.root=/path/to/folder holding UCF-101/ and ucfTrainTestlist/"
-            )
         self.root = dataset_root(cache_dir, self.spec) if self.spec else Path(root).expanduser()
         self.split = split
         self.frames, self.stride = frames, stride
@@ -148,10 +138,7 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def _rank(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return 0, 1
-        return trainer.global_rank, trainer.world_size
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
 
     def _worker_start(self) -> dict:
         """How loader workers start: the platform's default method, named (inside a joblib (loky) worker
@@ -182,7 +169,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         batches = TrainingBatchSampler(len(self.train_set), self.batch_size, *self._rank(), self.seed)
-        return self._loader(self.train_set, ResumableVideoLoader, batch_sampler=batches)
+        return self._loader(self.train_set, ResumableDataLoader, batch_sampler=batches)
 
     def val_dataloader(self) -> DataLoader | list:
         if not len(self.val_set):

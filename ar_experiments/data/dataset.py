@@ -26,11 +26,9 @@ from .clips import sample_clip_indices
 from .decode import VideoDecodeError, decode_clip
 from .splits import VideoRecord
 from .transforms import SPATIAL_VIEWS, ClipTransform, crop_clip
-from .video_limits import DEFAULT_MAX_ASPECT_RATIO, ON_BAD_VIDEO
+from .video_limits import DEFAULT_MAX_ASPECT_RATIO
 
 log = logging.getLogger(__name__)
-
-SAMPLING = ("random", "center", "views")
 
 
 class VideoClipDataset(Dataset):
@@ -59,12 +57,6 @@ class VideoClipDataset(Dataset):
         on_bad_video: str = "skip",
         max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
     ):
-        if on_bad_video not in ON_BAD_VIDEO:
-            raise ValueError(f"data.on_bad_video={on_bad_video!r}; use one of {', '.join(ON_BAD_VIDEO)}")
-        if sampling not in SAMPLING:
-            raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLING)}")
-        if spatial_crops not in SPATIAL_VIEWS:
-            raise ValueError(f"test.spatial_crops={spatial_crops}; use one of {sorted(SPATIAL_VIEWS)}")
         self.records = records
         self.videos_dir = Path(videos_dir)
         self.frames, self.stride = frames, stride
@@ -131,10 +123,8 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, item):
         """The clip(s) of `item` (an index, or an (index, epoch) pair in training) with its label.
 
-        `skipped` names an unreadable video and `skipped_reason` says why: in
-        training the item is then the next readable video of the split (with its
-        own label); in evaluation `video` is None and `collate_videos` leaves it out.
-        The training module warns once per video (workers cannot deduplicate).
+        An unreadable video is named in `skipped`, with `skipped_reason`; the training module warns once per
+        video (workers cannot deduplicate).
         """
         video, epoch = item if isinstance(item, tuple) else (item, 0)
         if self.sampling != "random":

@@ -90,7 +90,10 @@ def decode_clip(
 
 
 def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_ratio: float | None) -> np.ndarray:
-    in_worker = _in_loader_worker()
+    from torch.utils.data import get_worker_info
+
+    # DataLoader workers already decode one video per core: threads inside each would only contend
+    in_worker = get_worker_info() is not None
     with open_video(path) as container:
         stream = video_stream(container, path, in_worker)
         total = count_frames(stream)
@@ -108,13 +111,6 @@ def _decode_clip(path: str, sample_indices, short_side: int | None, max_aspect_r
     if clip is None:
         raise VideoDecodeError(f"no decodable frames in {path}")
     return clip
-
-
-def _in_loader_worker() -> bool:
-    """DataLoader workers already decode one video per core: threads inside each would only contend."""
-    from torch.utils.data import get_worker_info
-
-    return get_worker_info() is not None
 
 
 def open_video(path):
@@ -143,14 +139,7 @@ class RgbConverter:
     every frame, which costs more than the scaling itself.
     """
 
-    def __init__(
-        self,
-        stream,
-        short_side: int | None,
-        in_worker: bool,
-        path: str = "",
-        max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO,
-    ):
+    def __init__(self, stream, short_side: int | None, in_worker: bool, path: str, max_aspect_ratio: float | None):
         from av.video.reformatter import VideoReformatter
 
         problem = frame_size_problem(path, stream.codec_context.width, stream.codec_context.height, max_aspect_ratio)

@@ -83,9 +83,7 @@ def group_of(video_path: str) -> str:
     return f"{class_part.lower()}_g{int(match.group(1)):02d}"
 
 
-def read_split_file(
-    path: Path, classes: list[str], videos_dir: Path, labelled: bool, check_files: bool = True
-) -> list[VideoRecord]:
+def read_split_file(path: Path, classes: list[str], videos_dir: Path, labelled: bool) -> list[VideoRecord]:
     """Parse one train/test list, collecting every problem before raising."""
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}; {ROOT_HINT}")
@@ -128,16 +126,15 @@ def read_split_file(
         except ValueError as err:
             problems.append(f"{where}: {err}; UCF101 names videos <Class>/v_<Class>_gXX_cYY.avi")
             continue
-        if check_files:
-            full = videos_dir / rel
-            if not full.is_file():
-                problems.append(f"{where}: video not found: {full}; {ROOT_HINT}")
-                continue
-            if not full.resolve().is_relative_to(root):
-                problems.append(
-                    f"{where}: {rel!r} resolves outside data.root (a symlink pointing out?); copy the video in instead"
-                )
-                continue
+        full = videos_dir / rel
+        if not full.is_file():
+            problems.append(f"{where}: video not found: {full}; {ROOT_HINT}")
+            continue
+        if not full.resolve().is_relative_to(root):
+            problems.append(
+                f"{where}: {rel!r} resolves outside data.root (a symlink pointing out?); copy the video in instead"
+            )
+            continue
         records.append(VideoRecord(rel, label, group))
     if not records and not problems:
         problems.append(f"{path.name}: the split is empty; {ROOT_HINT}")

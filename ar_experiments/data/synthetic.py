@@ -209,11 +209,11 @@ def _write_clip(root: Path, rel: str, motion: str, style: dict, seed: tuple[int,
     write_avi(root / "UCF-101" / rel, render_clip(motion, style, np.random.default_rng(seed), spec), spec.fps)
 
 
-def generate(root: Path, spec: SyntheticSpec, threads: int | None = None) -> None:
+def generate(root: Path, spec: SyntheticSpec) -> None:
     """Write the whole dataset into `root` (UCF-101/ and ucfTrainTestlist/).
 
     Every clip draws from its own seed (the spec's seed, class, group and clip number), so the
-    files are the same however many threads render and encode them (default: one per core).
+    files are the same however many threads render and encode them (one per core).
     """
     rng = np.random.default_rng(spec.seed)
     videos, work = [], []
@@ -230,7 +230,7 @@ def generate(root: Path, spec: SyntheticSpec, threads: int | None = None) -> Non
                 videos.append((cls, group, rel))
     # threads, not processes: NumPy and the encoder release the GIL for most of the work, and a
     # sweep's job (a joblib worker process) could not start processes of its own
-    with ThreadPoolExecutor(threads or len(os.sched_getaffinity(0))) as pool:
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         list(pool.map(lambda args: _write_clip(*args), work))
     _write_split_files(root, spec, videos, _split_test_groups(rng))
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import Sampler
+
+from .loader_workers import VideoLoader
 
 
 class TrainingBatchSampler(Sampler):
@@ -85,8 +87,8 @@ class TrainingBatchSampler(Sampler):
         return self.batches_per_rank
 
 
-class ResumableDataLoader(DataLoader):
-    """A DataLoader whose training position travels in checkpoints (Lightning saves and restores a loader
+class ResumableDataLoader(VideoLoader):
+    """A VideoLoader whose training position travels in checkpoints (Lightning saves and restores a loader
     with `state_dict` / `load_state_dict`, before it starts iterating it)."""
 
     def state_dict(self) -> dict[str, int]:

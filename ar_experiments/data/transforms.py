@@ -15,8 +15,33 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
 
-def crop_offsets(height: int, width: int, size: int, position: str, rng: np.random.Generator | None = None):
-    """Top-left corner of a `size` crop: 'random', 'center', or 'left'/'right' along the long side."""
+SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
+
+
+def normalise_clips(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, scaled to [0, 1] then normalised.
+
+    Two passes: one transposing conversion to float, one fused scale-and-shift
+    ((x / 255 - mean) / std = x * scale + shift, per channel), each on
+    contiguous memory where the vectorised kernels apply.
+    """
+    mean = torch.tensor(KINETICS_MEAN, device=clips.device).view(-1, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, device=clips.device).view(-1, 1, 1, 1)
+    clip = clips.movedim(-1, -4).to(torch.float32, memory_format=torch.contiguous_format)
+    return clip.mul_(1.0 / (255.0 * std)).add_(-mean / std)
+
+
+def to_normalised_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, C) array -> float32 (C, T, H, W), as `normalise_clips`."""
+    if any(stride < 0 for stride in frames.strides):  # torch cannot view a flipped array
+        frames = np.ascontiguousarray(frames)
+    return normalise_clips(torch.from_numpy(frames))
+
+
+def crop_clip(frames: np.ndarray, size: int, position: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A `size` x `size` crop of uint8 (T, H, W, C) frames (a view, no copy) at `position`: 'random',
+    'center', or 'left'/'right' along the long side (top/bottom for portrait video)."""
+    _, height, width, _ = frames.shape
     if height < size or width < size:
         raise ValueError(
             f"frames of {width}x{height} are smaller than data.crop_size={size}; "
@@ -24,51 +49,12 @@ def crop_offsets(height: int, width: int, size: int, position: str, rng: np.rand
         )
     free_y, free_x = height - size, width - size
     if position == "random":
-        return int(rng.integers(0, free_y + 1)), int(rng.integers(0, free_x + 1))
-    if position == "center":
-        return free_y // 2, free_x // 2
-    if position in ("left", "right"):
+        top, left = int(rng.integers(0, free_y + 1)), int(rng.integers(0, free_x + 1))
+    elif position == "center":
+        top, left = free_y // 2, free_x // 2
+    else:
         end = 0 if position == "left" else 1
-        # along the long side; top/bottom for portrait video
-        return (free_y // 2, free_x * end) if width >= height else (free_y * end, free_x // 2)
-    raise ValueError(f"unknown crop position {position!r}")
-
-
-SPATIAL_VIEWS = {1: ("center",), 3: ("left", "center", "right")}
-
-
-def _scale_and_shift(mean, std, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x / 255 - mean) / std = x * scale + shift, per channel, shaped (C, 1, 1, 1)."""
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
-    return 1.0 / (255.0 * std_t), -mean_t / std_t
-
-
-def to_normalised_tensor(frames: np.ndarray, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
-    """uint8 (T, H, W, C) -> float32 (C, T, H, W), scaled to [0, 1] then normalised.
-
-    Two passes over the clip: one transposing conversion to float, one fused
-    scale-and-shift ((x / 255 - mean) / std = x * scale + shift), each on
-    contiguous memory where the vectorised kernels apply.
-    """
-    if any(stride < 0 for stride in frames.strides):  # torch cannot view a flipped array
-        frames = np.ascontiguousarray(frames)
-    clip = torch.from_numpy(frames).permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
-    scale, shift = _scale_and_shift(mean, std)
-    return clip.mul_(scale).add_(shift)
-
-
-def normalise_clips(clips: torch.Tensor, mean=KINETICS_MEAN, std=KINETICS_STD) -> torch.Tensor:
-    """uint8 (..., T, H, W, C) -> float32 (..., C, T, H, W) on the clips' device, as `to_normalised_tensor` does."""
-    clip = clips.movedim(-1, -4).to(torch.float32, memory_format=torch.contiguous_format)
-    scale, shift = _scale_and_shift(mean, std, clips.device)
-    return clip.mul_(scale).add_(shift)
-
-
-def crop_clip(frames: np.ndarray, size: int, position: str, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A `size` x `size` crop of uint8 (T, H, W, C) frames at `position` (a view, no copy)."""
-    _, height, width, _ = frames.shape
-    top, left = crop_offsets(height, width, size, position, rng)
+        top, left = (free_y // 2, free_x * end) if width >= height else (free_y * end, free_x // 2)
     return frames[:, top : top + size, left : left + size]
 
 
@@ -80,8 +66,8 @@ class ClipTransform:
         self.crop = crop
         self.flip = flip
 
-    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None, crop: str | None = None):
-        cropped = crop_clip(frames, self.crop_size, crop or self.crop, rng)
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None):
+        cropped = crop_clip(frames, self.crop_size, self.crop, rng)
         if self.flip and rng is not None and rng.random() < 0.5:
             cropped = cropped[:, :, ::-1]
         return to_normalised_tensor(cropped)

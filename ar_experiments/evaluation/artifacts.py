@@ -1,9 +1,6 @@
-"""Per-run evaluation files, written into the run folder after testing.
-
-What a paper's error analysis needs from one run: every test video's
-prediction, accuracy per class, the confusion matrix (as numbers and as a
-figure) and the pairs of classes confused most. The same figures and the
-per-class table go to W&B when a W&B logger is active.
+"""Per-run evaluation files, written into the run folder after testing: every test video's prediction, accuracy
+per class, the confusion matrix (numbers and figure) and the pairs of classes confused most, for a paper's
+error analysis; the figures and the per-class table go to W&B too when a W&B logger is active.
 
 Mutation testing (docs/testing.md) covers the numbers and the order of the classes, not the figures'
 drawing (sizes, fonts, colours): the two plot functions are marked `no mutate`, as no test reads pixels.
@@ -47,11 +44,8 @@ def write_run_artifacts(
     class_names: Sequence[str],
     loggers: Iterable = (),
 ) -> dict[str, Path]:
-    """Write the per-video and per-class files of a test; returns their paths by name.
-
-    `predictions` holds one entry per test video, keyed by its position in
-    `test_records`. Nothing is written when the test saw no video.
-    """
+    """Write the per-video and per-class files of a test (nothing when it saw no video); their paths by name.
+    `predictions` holds one entry per test video, keyed by its position in `test_records`."""
     indices, probabilities, labels = predictions.predictions()
     if not indices:
         log.warning("no test predictions: per-run metrics files are not written")
@@ -89,23 +83,10 @@ def write_run_artifacts(
 def prediction_rows(videos, probabilities: torch.Tensor, labels: torch.Tensor, views, names) -> list[list]:
     """One `PREDICTION_COLUMNS` row per video."""
     top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices  # (dim=-1 is 1 too: equivalent)
-    rows = []
-    for video, probs, label, top_k, count in zip(videos, probabilities, labels.tolist(), top.tolist(), views):
-        best = top_k[0]
-        rows.append(
-            [
-                video,
-                label,
-                names[label],
-                best,
-                names[best],
-                " ".join(map(str, top_k)),
-                f"{probs[label].item():.6f}",
-                f"{probs[best].item():.6f}",
-                count,
-            ]
-        )
-    return rows
+    return [
+        [video, label, names[label], k[0], names[k[0]], " ".join(map(str, k)), f"{p[label]:.6f}", f"{p[k[0]]:.6f}", n]
+        for video, p, label, k, n in zip(videos, probabilities.tolist(), labels.tolist(), top.tolist(), views)
+    ]
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -145,17 +126,10 @@ def _row_normalised(confusion: np.ndarray) -> np.ndarray:
 def plot_confusion_matrix(
     confusion: np.ndarray, names: Sequence[str], path: Path, title: str
 ) -> None:  # pragma: no mutate block
-    """Row-normalised confusion matrix, classes sorted by accuracy (best first).
-
-    Sorting puts the weak classes, and what they are mistaken for, together at
-    the bottom. The colour scale is a square root so that confusions of a few
-    percent stand out next to a diagonal near 1.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Row-normalised confusion matrix, classes sorted by accuracy (best first: the weak ones, and what they are
+    mistaken for, together at the bottom), on a square-root colour scale (a few percent stand out next to 1)."""
     from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
 
     fractions = _row_normalised(confusion)
     accuracy = np.diag(fractions)
@@ -164,7 +138,8 @@ def plot_confusion_matrix(
     count = len(names)
     side = max(6.0, 0.15 * count + 3.0)
     font = 8 if count <= 30 else 5
-    fig, ax = plt.subplots(figsize=(side + 1.5, side), layout="constrained")
+    fig = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(
         np.ma.masked_invalid(shown), cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest"
     )
@@ -174,23 +149,13 @@ def plot_confusion_matrix(
     ax.set_ylabel("true class (accuracy)")
     ax.set_title(f"Confusion matrix, row-normalised\n{title}")
     if count <= 20:
-        for row in range(count):
-            for col in range(count):
-                if confusion[order[row], order[col]]:
-                    value = shown[row, col]
-                    ax.text(
-                        col,
-                        row,
-                        f"{value:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=font,
-                        color="white" if value > 0.5 else "black",
-                    )
+        for row, col in zip(*np.nonzero(confusion[np.ix_(order, order)])):
+            value = shown[row, col]
+            color = "white" if value > 0.5 else "black"
+            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=font, color=color)
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label("share of the true class's videos (square-root colour scale)", fontsize=8)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def classes_by_accuracy(accuracy: np.ndarray, names: Sequence[str]) -> list[int]:
@@ -217,14 +182,12 @@ def plot_confused_pairs(
     confusion: np.ndarray, names: Sequence[str], path: Path, title: str
 ) -> None:  # pragma: no mutate block
     """Horizontal bars of the most confused true -> predicted pairs, with the share of the true class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     pairs = confused_pairs(confusion)
     support = confusion.sum(1)
-    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    fig = Figure(figsize=(9, max(2.5, 0.35 * len(pairs) + 1.5)))
+    ax = fig.subplots()
     if pairs:
         labels = [f"{names[t]} \u2192 {names[p]}" for t, p, _ in pairs]
         counts = [n for _, _, n in pairs]
@@ -241,7 +204,6 @@ def plot_confused_pairs(
     ax.set_title(f"Most confused pairs, true \u2192 predicted (top {TOP_CONFUSED_PAIRS}; {title})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def _log_to_wandb(loggers: Iterable, paths: dict[str, Path], per_class: list[list]) -> None:

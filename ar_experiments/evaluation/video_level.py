@@ -15,11 +15,8 @@ SET_APART = ("crop_size", "max_aspect_ratio")  # not taken as they are from a da
 
 @dataclass(frozen=True)
 class ViewSettings:
-    """How a test video becomes model input: clip sampling, scaling and the views averaged.
-
-    Checkpoints keep these (`VideoClassifier`'s `view_settings`), so `predict`
-    prepares a video exactly as the run's test did.
-    """
+    """How a test video becomes model input: clip sampling, scaling and the views averaged. Checkpoints keep
+    these (`VideoClassifier`'s `view_settings`), so `predict` prepares a video exactly as the run's test did."""
 
     frames: int
     stride: int
@@ -43,11 +40,8 @@ class ViewSettings:
 
 
 class VideoLevelAccumulator:
-    """Sums softmax scores per video index over all its views (temporal x spatial).
-
-    A video's views may come in several updates, and under DDP the videos are
-    spread over the ranks; `merged()` combines every rank's, so each video counts once.
-    """
+    """Sums softmax scores per video index over all its views (temporal x spatial), which may come in several
+    updates; under DDP the videos are spread over the ranks, and `merged()` combines every rank's."""
 
     def __init__(self):
         self.scores: dict[int, torch.Tensor] = {}
@@ -57,20 +51,15 @@ class VideoLevelAccumulator:
     def update(self, indices: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tensor, views_per_item: int = 1):
         """`probabilities` (B, C) are already averaged over the `views_per_item` crops of each item."""
         for index, probs, label in zip(indices.tolist(), probabilities.detach().float().cpu(), labels.tolist()):
-            if index in self.scores:
-                self.scores[index] += probs * views_per_item
-                self.views[index] += views_per_item
-            else:
-                self.scores[index] = probs * views_per_item
-                self.views[index] = views_per_item
-                self.labels[index] = label
+            self.scores[index] = self.scores.get(index, 0) + probs * views_per_item
+            self.views[index] = self.views.get(index, 0) + views_per_item
+            self.labels.setdefault(index, label)
 
     def merged(self) -> VideoLevelAccumulator:
         """The union over DDP ranks (a no-op in a single process)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        parts = _every_ranks((self.scores, self.views, self.labels))
+        if parts is None:
             return self
-        parts: list = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, (self.scores, self.views, self.labels))
         total = VideoLevelAccumulator()
         for scores, views, labels in parts:
             for index, score in scores.items():
@@ -88,13 +77,19 @@ class VideoLevelAccumulator:
         return order, probabilities, torch.tensor([self.labels[i] for i in order])
 
 
+def _every_ranks(value: Any) -> list | None:
+    """Every DDP rank's `value`, in rank order; None in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, value)
+    return parts
+
+
 def union_over_ranks(items: set[str]) -> set[str]:
     """The union of every DDP rank's `items` (the set itself in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return set(items)
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, sorted(items))
-    return {item for part in parts for item in part}
+    parts = _every_ranks(sorted(items))
+    return set(items) if parts is None else {item for part in parts for item in part}
 
 
 def accuracy_summary(probabilities: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""X3D and SlowFast from pytorchvideo's builders, for any clip length and crop size.
+"""X3D and SlowFast from pytorchvideo's builders, for any clip length and crop size, and their cost per view.
 
 pytorchvideo fixes the head's pooling kernel at build size; here every head
 pools adaptively, so one network serves the training crop, multi-view test
@@ -8,15 +8,23 @@ the published Kinetics-400 checkpoints load into `VideoNet.net` as they are.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from .depthwise import DEPTHWISE_GRAD, use_depthwise_grad
-from .pointwise import POINTWISE_MATMUL, use_pointwise_matmul
+from .kernels import (
+    DEPTHWISE_GRAD,
+    POINTWISE_MATMUL,
+    align_gradient_strides,
+    use_depthwise_grad,
+    use_fp32_depthwise,
+    use_pointwise_matmul,
+)
 
 MIN_CROP = 32  # every model downsamples space by 32
 
@@ -40,53 +48,6 @@ ARCHITECTURES = {
     "x3d_l": Architecture("x3d", 16, 5, 312, "X3D_L.pyth", depth_factor=5.0),
     "slowfast": Architecture("slowfast", 32, 2, 224, "SLOWFAST_8x8_R50.pyth"),
 }
-
-
-class Fp32DepthwiseConv3d(nn.Conv3d):
-    """A depthwise Conv3d that runs in float32 inside a bf16/fp16 autocast region (`model.depthwise_fp32`).
-
-    cuDNN's reduced-precision kernels for grouped 3D convolutions can be slower than
-    its float32 ones (X3D's 3x3x3 depthwise convolutions are most of its layers);
-    outside autocast this is a plain Conv3d.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_autocast_enabled(x.device.type):
-            return super().forward(x)
-        with torch.autocast(x.device.type, enabled=False):
-            return super().forward(x.float())
-
-
-def use_fp32_depthwise(net: nn.Module) -> int:
-    """Run every depthwise (groups == channels > 1) Conv3d of `net` in float32 under autocast; returns how many."""
-    swapped = 0
-    for module in net.modules():
-        if type(module) is nn.Conv3d and module.groups > 1 and module.groups == module.in_channels:
-            module.__class__ = Fp32DepthwiseConv3d
-            swapped += 1
-    return swapped
-
-
-def _align_gradient_strides(net: nn.Module) -> None:
-    """Give each 5-D parameter's gradient the parameter's own strides where both are the same memory layout.
-
-    A kernel with a channel or space of size 1 (1x1x1 pointwise, depthwise) is at once channels-last and
-    plain; its gradient (from cuDNN, a matrix multiply or the depthwise kernel, see pointwise.py and
-    depthwise.py) may come with either spelling of the strides. DDP compares them with the parameter's and
-    warns "Grad strides do not match bucket view strides" (and copies) on a mismatch; the view is free.
-    """
-
-    def aligned_with(parameter: nn.Parameter):
-        def align(grad: torch.Tensor) -> torch.Tensor:
-            if grad.stride() != parameter.stride() and grad.is_contiguous() and parameter.is_contiguous():
-                return grad.as_strided(grad.shape, parameter.stride())
-            return grad
-
-        return align
-
-    for parameter in net.parameters():
-        if parameter.dim() == 5 and parameter.requires_grad:
-            parameter.register_hook(aligned_with(parameter))
 
 
 class VideoNet(nn.Module):
@@ -128,12 +89,8 @@ class VideoNet(nn.Module):
         self.channels_last = channels_last
         if channels_last:
             self.net.to(memory_format=torch.channels_last_3d)
-            _align_gradient_strides(self.net)
+            align_gradient_strides(self.net)
         self.backbone_frozen = False
-
-    @property
-    def head(self) -> nn.Module:
-        return self.net.blocks[-1]
 
     @property
     def classifier_prefix(self) -> str:
@@ -238,12 +195,33 @@ def build_model(
     arch = ARCHITECTURES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit notices inside pytorchvideo
-        kernels = {
-            "channels_last": channels_last,
-            "pointwise_matmul": pointwise_matmul,
-            "depthwise_fp32": depthwise_fp32,
-            "depthwise_grad": depthwise_grad,
-        }
         if arch.family == "x3d":
-            return VideoNet(_build_x3d(arch, num_classes, frames, crop_size, dropout), name, None, **kernels)
-        return VideoNet(_build_slowfast(num_classes, dropout, slowfast_alpha), name, slowfast_alpha, **kernels)
+            net, alpha = _build_x3d(arch, num_classes, frames, crop_size, dropout), None
+        else:
+            net, alpha = _build_slowfast(num_classes, dropout, slowfast_alpha), slowfast_alpha
+    return VideoNet(net, name, alpha, channels_last, pointwise_matmul, depthwise_fp32, depthwise_grad)
+
+
+def count_gflops(net: nn.Module, frames: int, crop_size: int) -> float:
+    """Multiply-adds (in billions) of one forward pass of `net` on one view, a (1, 3, frames, crop, crop) clip.
+
+    The convention is the one of the model zoos (pytorchvideo, PySlowFast, the X3D
+    and SlowFast papers): one multiply-add of a convolution or linear layer is one
+    FLOP, and normalisation, activations and pooling are not counted. With it,
+    SlowFast R50 8x8 (32 fast frames) at 256x256 gives pytorchvideo's 65.71 and
+    X3D-M with 16 frames at 256x256 the X3D paper's 6.2; a multi-view test costs views x that.
+    The pass runs on a meta-device copy: shapes only, no arithmetic, so it takes
+    well under a second and leaves `net` untouched.
+    """
+    shadow = copy.deepcopy(net).to("meta").eval()
+    clip = torch.empty(1, 3, frames, crop_size, crop_size, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        shadow(clip)
+    return counter.get_total_flops() / 2 / 1e9  # the counter counts a multiply-add as two operations
+
+
+def clip_gflops(name: str, num_classes: int, frames: int, crop_size: int, **build_args) -> float:
+    """GFLOPs of one view for a model config, built on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        net = build_model(name, num_classes, frames, crop_size, **build_args)
+    return count_gflops(net, frames, crop_size)

@@ -1,20 +1,8 @@
 """How a built network runs, not what it computes: torch.compile and the float32 precision of its math.
 
-The settings are model config keys (conf/model/*.yaml):
-
-- `model.compile` (false) compiles the network's forward with torch.compile, in
-  place, so parameter names and checkpoints stay as they are;
-  `model.compile_mode` is torch.compile's mode (`default`; `reduce-overhead`
-  adds CUDA graphs; `max-autotune` searches kernels for minutes);
-  `model.compile_cache_dir` keeps Inductor's compiled kernels on disk
-  (TORCHINDUCTOR_CACHE_DIR), so the jobs of a sweep after the first, in this
-  process or another, reuse them instead of compiling again.
-- `model.fp32_precision` says how float32 matrix multiplies and cuDNN
-  convolutions run on NVIDIA GPUs: `default` (PyTorch's: TF32 convolutions,
-  full-precision matrix multiplies), `tf32` (both TF32) or `ieee` (both full float32).
-
-VideoClassifier applies them when a trainer sets it up; the bench's plain loop
-applies them the same way. Building a network (`build_model`) never compiles.
+The settings are the model config keys `compile`, `compile_mode`, `compile_cache_dir` and `fp32_precision`,
+explained in conf/model/*.yaml. VideoClassifier applies them when a trainer sets it up; the bench's plain
+loop applies them the same way. Building a network (`build_model`) never compiles.
 """
 
 from __future__ import annotations
@@ -67,33 +55,24 @@ def set_fp32_precision(precision: str) -> None:
     # matrix multiplies through the one call that sets every backend alike: torch (and Lightning, which
     # reads it) refuses torch.get_float32_matmul_precision() once backends were set apart
     torch.set_float32_matmul_precision("high" if matmul == "tf32" else "highest")
-    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
-    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch 2.9+; allow_tf32 is the legacy flag
-        # RNNs follow convolutions: torch refuses to read its legacy cudnn.allow_tf32 while the two differ
-        cudnn_conv.fp32_precision = torch.backends.cudnn.rnn.fp32_precision = conv
-    else:
-        torch.backends.cudnn.allow_tf32 = conv == "tf32"
-
-
-def compile_network(net: nn.Module, mode: str = "default", cache_dir: str | os.PathLike | None = None) -> nn.Module:
-    """Compile `net`'s forward in place (nn.Module.compile: same parameters, same state-dict keys).
-
-    Compilation happens at the first call, for each new input shape or train/eval
-    mode; the on-disk cache in `cache_dir` makes the next process's compile a lookup.
-    """
-    if cache_dir:
-        folder = Path(cache_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
-    net.compile(mode=None if mode == "default" else mode)
-    net.compiled_mode = mode
-    return net
+    # RNNs follow convolutions: torch refuses to read its legacy cudnn.allow_tf32 while the two differ
+    torch.backends.cudnn.conv.fp32_precision = torch.backends.cudnn.rnn.fp32_precision = conv
 
 
 def prepare_to_run(net: nn.Module, model: Mapping[str, Any]) -> RunOptions:
-    """Apply a model config's run options to `net` (compiling it once, however often this is called)."""
+    """Apply a model config's run options to `net`, compiling it once however often this is called.
+
+    Compiling is in place (nn.Module.compile: same parameters, same state-dict keys) and happens at the
+    first call, for each new input shape or train/eval mode; the on-disk cache in `compile_cache_dir`
+    makes the next process's compile a lookup.
+    """
     options = RunOptions.from_model_config(model)
     set_fp32_precision(options.fp32_precision)
     if options.compile and getattr(net, "compiled_mode", None) is None:
-        compile_network(net, options.compile_mode, options.compile_cache_dir)
+        if options.compile_cache_dir:
+            folder = Path(options.compile_cache_dir).expanduser()
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+        net.compile(mode=None if options.compile_mode == "default" else options.compile_mode)
+        net.compiled_mode = options.compile_mode
     return options

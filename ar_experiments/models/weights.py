@@ -63,16 +63,6 @@ def hub_cache_path(model_name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / ARCHITECTURES[model_name].checkpoint
 
 
-def wants_pretrained(model_cfg: Mapping[str, Any]) -> bool:
-    """True for `model.pretrained=kinetics400` or a `model.weights_path`; null means random initialisation."""
-    source = model_cfg.get("pretrained")
-    if source not in (None, KINETICS400):
-        raise ValueError(
-            f"model.pretrained={source!r} is not a weight source; use {KINETICS400!r} or null (random initialisation)"
-        )
-    return source == KINETICS400 or bool(model_cfg.get("weights_path"))
-
-
 def _answers(url: str, timeout: float) -> str | None:
     """None when `url` answers within `timeout` seconds, else why not.
 
@@ -106,8 +96,14 @@ def _not_found_message(model_name: str, reason: str) -> str:
 
 
 def find_pretrained(model_cfg: Mapping[str, Any]) -> Path | None:
-    """The checkpoint file to load for `model_cfg`, downloading it if needed; None when none is wanted."""
-    if not wants_pretrained(model_cfg):
+    """The checkpoint file to load for `model.pretrained=kinetics400` or a `model.weights_path`, downloading
+    it if needed; None for random initialisation (`model.pretrained=null` and no weights_path)."""
+    source = model_cfg.get("pretrained")
+    if source not in (None, KINETICS400):
+        raise ValueError(
+            f"model.pretrained={source!r} is not a weight source; use {KINETICS400!r} or null (random initialisation)"
+        )
+    if source is None and not model_cfg.get("weights_path"):
         return None
     name = model_cfg["name"]
     if model_cfg.get("weights_path"):
@@ -133,16 +129,6 @@ def find_pretrained(model_cfg: Mapping[str, Any]) -> Path | None:
     except OSError as err:
         raise FileNotFoundError(_not_found_message(name, f"{type(err).__name__}: {err}")) from err
     return cached
-
-
-def _state_dict(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:
-    """pytorchvideo's format is {"model_state": state_dict, ...}; a bare state dict is accepted too."""
-    state = checkpoint.get("model_state", checkpoint) if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PretrainedMismatchError(
-            f"{path} is not a pytorchvideo checkpoint: expected a dict with 'model_state' (a state dict of tensors)"
-        )
-    return state
 
 
 def load_backbone(net: VideoNet, state: Mapping[str, torch.Tensor], source: str) -> PretrainedLoad:
@@ -171,8 +157,17 @@ def load_backbone(net: VideoNet, state: Mapping[str, torch.Tensor], source: str)
 
 
 def load_pretrained(net: VideoNet, path: Path) -> PretrainedLoad:
-    """Load a pytorchvideo model-zoo checkpoint into `net`, keeping its own classifier."""
-    result = load_backbone(net, _state_dict(load_checkpoint(path), path), str(path))
+    """Load a pytorchvideo model-zoo checkpoint into `net`, keeping its own classifier.
+
+    pytorchvideo's format is {"model_state": state_dict, ...}; a bare state dict is accepted too.
+    """
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.get("model_state", checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedMismatchError(
+            f"{path} is not a pytorchvideo checkpoint: expected a dict with 'model_state' (a state dict of tensors)"
+        )
+    result = load_backbone(net, state, str(path))
     log.info(
         "pretrained weights %s: %d tensors loaded, %d skipped (%s)",
         path,

@@ -80,7 +80,6 @@ def _kind(hint: Any) -> Any:
 
 KINDS = {name: _kind(hint) for name, hint in typing.get_type_hints(RunRecord).items()}
 KEYS = tuple(field.name for field in fields(RunRecord))
-ACCURACY_KEYS = tuple(name for name in KEYS if KINDS[name] is Fraction)
 _KIND_NAMES = {str: "text", bool: "true or false", dict: "an object", list: "a list"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -18,17 +17,6 @@ from .sweep_results import (
     Sweep,
 )
 
-
-def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 # report.csv's first columns: every key of the record, in its order (objects such as `versions` are flattened)
 RECORD_COLUMNS = tuple(key for key in KEYS if KINDS[key] is not dict)
 
@@ -37,7 +25,8 @@ def runs_csv(report: SweepReport) -> pd.DataFrame:
     """report.csv: every results.json key flattened, `override.<key>` per Hydra override, and the CI columns."""
     rows = []
     for job in report.sweep.jobs:
-        row = {"job": job.name, **dict.fromkeys(RECORD_COLUMNS), **flatten(job.results or {"status": job.status})}
+        flat = pd.json_normalize(job.results or {"status": job.status}).iloc[0].to_dict()
+        row = {"job": job.name, **dict.fromkeys(RECORD_COLUMNS), **flat}
         if not job.completed:
             row["error"] = job.error
         row.update({f"override.{key}": value for key, value in (job.overrides or {}).items()})

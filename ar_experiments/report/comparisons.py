@@ -137,7 +137,7 @@ def compare_sweep(
     replicate_keys = sweep.replicate_keys_varied
     on_videos, over_runs = [], []
     for first, second, factor in setting_pairs(sweep):
-        a, b = setting_label(first), setting_label(second)
+        pair = {"factor": factor, "a": setting_label(first), "b": setting_label(second)}
         shared = [r for r in table[first] if r in table[second]]
         for replicate in shared:
             job_a, job_b = table[first][replicate], table[second][replicate]
@@ -151,23 +151,14 @@ def compare_sweep(
             on_videos.append(
                 Comparison(
                     kind=ON_VIDEOS,
-                    factor=factor,
-                    a=a,
-                    b=b,
+                    **pair,
                     # the split names the test videos, so it is always said
                     replicates=replicate_label(replicate, ["split", *(k for k in replicate_keys if k != "split")]),
                     n=result.videos,
-                    accuracy_a=result.accuracy_a,
-                    accuracy_b=result.accuracy_b,
-                    difference=result.difference,
-                    ci_low=result.ci_low,
-                    ci_high=result.ci_high,
                     test="McNemar exact",
-                    p_value=result.p_value,
-                    only_a_right=result.only_a_right,
-                    only_b_right=result.only_b_right,
                     videos_a=len(predictions[job_a.name]),
                     videos_b=len(predictions[job_b.name]),
+                    **{key: value for key, value in asdict(result).items() if key != "videos"},
                 )
             )
         if replicate_keys and shared:
@@ -177,9 +168,7 @@ def compare_sweep(
             over_runs.append(
                 Comparison(
                     kind=OVER_RUNS,
-                    factor=factor,
-                    a=a,
-                    b=b,
+                    **pair,
                     replicates=replicates_text(shared, replicate_keys),
                     n=result.runs,
                     accuracy_a=float(np.mean(accuracies_a)),

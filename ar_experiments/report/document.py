@@ -54,7 +54,9 @@ class SweepReport:
                 continue
             columns.append((header, lambda job, key=key, fmt=fmt: fmt(job.get(key))))
             if key == HEADLINE and self.estimates:
-                columns.append((f"top-1 {CONFIDENCE:.0%} CI", self.interval_text))
+                columns.append(
+                    (f"top-1 {CONFIDENCE:.0%} CI", lambda job: format_interval(self.estimates.get(job.name)))
+                )
             if key == HEADLINE and self.shows_test_videos:
                 columns.append(("test videos", evaluated_videos_text))
         columns += [
@@ -80,10 +82,6 @@ class SweepReport:
         if self.shows_test_videos:
             text += " test videos: the test videos a run was evaluated on, and how many it left out as unreadable."
         return text
-
-    def interval_text(self, job: Job) -> str:
-        estimate = self.estimates.get(job.name)
-        return format_interval(estimate) if estimate else ""
 
     def completed_runs(self) -> pd.DataFrame:
         """One row per completed run with what the summary table and the plots need."""
@@ -207,7 +205,7 @@ class SweepReport:
         return lines
 
     def failures_section(self) -> list[str]:
-        failed = self.sweep.not_completed
+        failed = [job for job in self.sweep.jobs if not job.completed]
         if not failed:
             return []
         rows = [[job.name, job.status, shorten(job.error)] for job in failed]

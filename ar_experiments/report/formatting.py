@@ -61,8 +61,8 @@ RESULT_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
 ]
 
 
-def format_interval(estimate: AccuracyEstimate) -> str:
-    return f"{percent(estimate.ci_low)} to {percent(estimate.ci_high)}"
+def format_interval(estimate: AccuracyEstimate | None) -> str:
+    return f"{percent(estimate.ci_low)} to {percent(estimate.ci_high)}" if estimate else ""
 
 
 def evaluated_videos_text(job: Job) -> str:

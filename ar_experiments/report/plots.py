@@ -44,6 +44,11 @@ def _colors(labels) -> dict[str, str]:
     return {label: f"C{i % 10}" for i, label in enumerate(sorted(set(labels)))}
 
 
+def _mean_and_std(axes, x, mean: pd.Series, std: pd.Series, color: str, label: str, **style) -> None:
+    """Mean top-1 (%) with the std over splits and seeds as error bars (none for a single run)."""
+    axes.errorbar(x, 100 * mean, yerr=100 * std.fillna(0.0), capsize=4, color=color, label=label, **style)
+
+
 def top1_vs_frames(runs: pd.DataFrame) -> bytes | None:
     """Mean test top-1 per frames with the std over splits/seeds as error bars; faint dots are single runs."""
     if runs.empty:
@@ -62,15 +67,7 @@ def top1_vs_frames(runs: pd.DataFrame) -> bytes | None:
     for i, (series, rows) in enumerate(groups):
         offset = (i - (len(groups) - 1) / 2) * step
         summary = rows.groupby("frames")["top1"].agg(["mean", "std"]).sort_index()
-        axes.errorbar(
-            summary.index + offset,
-            100 * summary["mean"],
-            yerr=100 * summary["std"].fillna(0.0),
-            marker="o",
-            capsize=4,
-            color=colors[series],
-            label=series,
-        )
+        _mean_and_std(axes, summary.index + offset, summary["mean"], summary["std"], colors[series], series, marker="o")
         axes.scatter(rows["frames"] + offset, 100 * rows["top1"], color=colors[series], alpha=0.35, s=16)
     axes.set_xticks(frames)
     axes.set_xlim(frames[0] - gap / 2, frames[-1] + gap / 2)
@@ -102,15 +99,7 @@ def top1_vs_cost(runs: pd.DataFrame) -> bytes | None:
         .reset_index()
     )
     for series, rows in summary.groupby("series"):
-        axes.errorbar(
-            rows["cost"],
-            100 * rows["top1"],
-            yerr=100 * rows["top1_std"].fillna(0.0),
-            fmt="o",
-            capsize=4,
-            color=colors[series],
-            label=series,
-        )
+        _mean_and_std(axes, rows["cost"], rows["top1"], rows["top1_std"], colors[series], series, fmt="o")
         for _, row in rows.iterrows():
             axes.annotate(
                 f"{row['frames']}f", (row["cost"], 100 * row["top1"]), textcoords="offset points", xytext=(6, 4)

@@ -177,10 +177,6 @@ class Sweep:
     def completed(self) -> list[Job]:
         return [job for job in self.jobs if job.completed]
 
-    @property
-    def not_completed(self) -> list[Job]:
-        return [job for job in self.jobs if not job.completed]
-
     def setting(self, job: Job) -> tuple[tuple[str, Any], ...]:
         """What a job tests: model, frames and the other varied overrides (not split or seed)."""
         core = tuple((key, job.get(key)) for key in SETTING_KEYS)

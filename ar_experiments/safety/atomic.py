@@ -23,11 +23,8 @@ FILE_MODE = 0o666 & ~_current_umask()
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """A handle on a temporary file beside `path` that replaces `path` when the block succeeds.
-
-    The temporary file lives in the same folder, so the final rename never
-    crosses filesystems (a cross-device move is a copy, which can be torn).
-    """
+    """A handle on a temporary file beside `path` that replaces `path` when the block succeeds: in the same
+    folder, so the final rename never crosses filesystems (a cross-device move is a copy, which can be torn)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files; mode must be 'w' or 'wb', not {mode!r}")
     path = Path(path)

@@ -1,15 +1,10 @@
 """Lock files, on filelock: one helper for the run and sweep folder locks, the GPU slots and an Optuna study's creation.
 
-A lock is filelock's `FileLock`: an `flock` on the file, which the kernel releases however its owner ends
-(an exception, SIGTERM, SIGKILL, a crash), so a lock left by a dead process is taken by the next one without
-anyone deleting anything. Where the filesystem has no `flock` (ENOSYS: some parallel and FUSE filesystems),
-filelock falls back to its `SoftFileLock`: a marker file recording the owner's pid, host and process start
-time; a marker whose owner on this host is gone (or whose pid now belongs to another process) is taken over,
-one from another host never is, as no host can tell whether another's process still runs.
-
-Over filelock this module adds what the project's messages need: the owner's record (pid, host, start time,
-command line) written into a held lock file, read back to name the owner when a second process finds it held;
-and `process_alive`, the one check of a recorded host and pid (Optuna trials record their owner too).
+A lock is filelock's `FileLock`: an `flock`, which the kernel releases however its owner ends, or, where the
+filesystem has no `flock` (ENOSYS), filelock's `SoftFileLock` marker (pid, host, process start time), taken
+over when its owner on this host is gone, never when on another host (docs/faults.md). Over filelock this
+adds what the messages need: the owner's record (pid, host, start time, command line) written into a held
+lock file and read back to name the owner, and `process_alive`, the one check of a recorded host and pid.
 """
 
 from __future__ import annotations
@@ -58,10 +53,9 @@ class HeldLock:
 
 
 def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
-    """Take `path` and write who holds it into it, or None when another live process holds it.
-
-    `wait_s`: how long to keep trying. A lock removed on release (`release(remove=True)`) needs a moment:
-    a process that opened the file just before its owner removed it finds it gone and opens the new one."""
+    """Take `path` and write who holds it into it, or None when another live process holds it. `wait_s`: how
+    long to keep trying; a lock removed on release needs a moment (a process that opened the file just before
+    its owner removed it finds it gone and opens the new one)."""
     lock = filelock.FileLock(str(path), timeout=wait_s, poll_interval=0.05, thread_local=False)
     try:
         lock.acquire()
@@ -72,9 +66,9 @@ def try_lock(path: Path, wait_s: float = 0.0) -> HeldLock | None:
 
 
 @contextmanager
-def waiting_for(path: Path, poll_s: float = 0.05) -> Iterator[HeldLock]:
+def waiting_for(path: Path) -> Iterator[HeldLock]:
     """Hold `path` for the block, waiting as long as another process holds it (a short critical section)."""
-    lock = filelock.FileLock(str(path), timeout=-1, poll_interval=poll_s, thread_local=False)
+    lock = filelock.FileLock(str(path), timeout=-1, poll_interval=0.05, thread_local=False)
     with lock:
         yield HeldLock(path, lock)
 

@@ -1,13 +1,9 @@
-"""Keep credentials out of everything a run writes.
+"""Keep credentials out of everything a run writes (what counts as secret, and where: docs/security.md), and out of
+every file or folder name: Hydra makes the run, sweep and job folders before any code of the task runs, and
+their paths end up inside checkpoints and W&B's files, so names built from `run_name` go through the resolver
+`${ar.safe_name:...}`, and a run or sweep folder that would carry a credential stops the command.
 
-A value is secret when its key looks like a credential (`api_key`, `token`,
-`password`, `secret`, ...) or when it is the value of such an environment
-variable (WANDB_API_KEY=...). Redaction covers the config the run logs (W&B,
-CSV hparams, checkpoints' hyperparameters), results.json, log records, the
-command line W&B records, and the files Hydra writes before the task starts
-(`.hydra/*.yaml`, the sweep's multirun.yaml), which `RedactSecretsCallback`
-rewrites. Credentials are never taken from the config: W&B reads its key from
-the environment or `wandb login`.
+Credentials are never taken from the config: W&B reads its key from the environment or `wandb login`.
 """
 
 from __future__ import annotations
@@ -66,9 +62,8 @@ def secret_environment_values(shortest: int = MIN_SECRET_LENGTH, below: float = 
 
 
 def redact_text(text: str) -> str:
-    """`text` with environment secrets and the values of secret-named assignments replaced.
-
-    Values of other assignments are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
+    """`text` with environment secrets and the values of secret-named assignments replaced; other assignments'
+    values are searched too: `+cmd="--token=abc"` and `+misc='password=x'` hide one."""
     for value in secret_environment_values():
         text = text.replace(value, REDACTED)
     for value in secret_environment_values(MIN_SHORT_SECRET_LENGTH, below=MIN_SECRET_LENGTH):
@@ -128,11 +123,8 @@ def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., loggi
 
 
 def redact_log_records() -> None:
-    """Redact every log record as it is created, whatever logger and handler it goes to.
-
-    Done at record creation because Hydra's launchers reconfigure the handlers
-    right before they log each job's overrides.
-    """
+    """Redact every log record as it is created, whatever logger and handler it goes to (at creation because
+    Hydra's launchers reconfigure the handlers right before they log each job's overrides)."""
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "redacts", False):  # (a default of None is as false: an equivalent mutant)
         logging.setLogRecordFactory(_redacting(factory))
@@ -193,3 +185,49 @@ class RedactSecretsCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         for path in sweep_dir.glob("*.yaml"):  # multirun.yaml, and a sweeper's results
             redact_yaml_file(path)
+
+
+FOLDER_SAFE_REDACTED = "REDACTED"
+
+
+def safe_name(value: Any) -> str:
+    """`value` as text, with every credential (environment value or `name=value`) replaced by REDACTED."""
+    return redact_text(str(value)).replace(REDACTED, FOLDER_SAFE_REDACTED)
+
+
+def secret_variables_in(text: str) -> list[str]:
+    """Names of the credential-like environment variables whose value appears in `text`."""
+    return sorted(
+        name
+        for name, value in os.environ.items()
+        if is_secret_name(name) and value and value in text and REDACTED in redact_text(value)
+    )
+
+
+def folder_problem(setting: str, folder: Any) -> str | None:
+    """Why `folder` may not be made (None when it holds no credential)."""
+    folder = str(folder)
+    if redact_text(folder) == folder:
+        return None
+    carried = secret_variables_in(folder)
+    what = f"the value of ${', $'.join(carried)}" if carried else "a credential (a secret-named name=value)"
+    return (
+        f"{setting} would put {what} into a folder name; a credential must not name a folder: "
+        f"set {setting} (or what it is built from) without it"
+    )
+
+
+class SecretFoldersCallback(Callback):
+    """Stops a run or sweep whose folder would carry a credential, before Hydra makes the folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.sweep.dir", config.hydra.sweep.dir)
+
+    @staticmethod
+    def _check(setting: str, folder: Any) -> None:
+        problem = folder_problem(setting, Path(str(folder)))
+        if problem:
+            raise SystemExit(f"error: {problem}")

@@ -1,11 +1,6 @@
-"""Checkpoints are read with torch's weights-only unpickler, never with plain pickle.
+"""Checkpoints are read with torch's weights-only unpickler, never with plain pickle (docs/security.md).
 
-A .pth/.pyth/.ckpt file is a pickle: loading one the ordinary way can run any
-code its author put in it. Every checkpoint this project reads (pretrained
-weights, `trainer.test(ckpt_path=...)`, a resumed or predicting run) goes
-through `load_checkpoint` or Lightning with `weights_only=True` inside
-`explain_unsafe_checkpoint`, so a file that needs more than tensors and plain
-containers is refused before any of its code runs. The flag is passed
+A checkpoint is a pickle, whose ordinary loading can run any code its author put in it. The flag is passed
 explicitly because TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only overrides the default.
 """
 

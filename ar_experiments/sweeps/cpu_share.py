@@ -28,12 +28,9 @@ def jobs_at_once(launcher: Any) -> int | None:
 
 
 def threads_per_job() -> int | None:
-    """The CPU share of one job: the launcher's cpus_per_task (submitit), else the cores divided
-    among the jobs joblib runs at once; None (PyTorch's default) for one job at a time.
-
-    Without it every parallel job starts as many threads as the machine has
-    cores, and N jobs fight over the cores N times over.
-    """
+    """The CPU share of one job: the launcher's cpus_per_task (submitit), else the cores divided among the jobs
+    joblib runs at once (without it N jobs each start a thread per core); None (PyTorch's default) for one job
+    at a time."""
     launcher = hydra_launcher()
     if cpus := launcher.get("cpus_per_task"):
         return int(cpus)

@@ -60,13 +60,9 @@ class SweepFailed(RuntimeError):
 
 
 class FailureCollector:
-    """Stands between a sweeper and its launcher: records failed jobs, hands on the completed ones.
-
-    Hydra's sweepers raise the first failed job's error as soon as its batch ends;
-    behind this wrapper they see only completed jobs, and `raise_if_failed()`
-    reports every failure once the sweep is over. With `fail_fast` the first batch
-    holding a failure ends the sweep.
-    """
+    """Stands between a sweeper and its launcher: records failed jobs, hands on the completed ones, so that the
+    sweeper (which raises the first failed job's error as soon as its batch ends) goes on; `raise_if_failed()`
+    reports every failure once the sweep is over. With `fail_fast` the first batch holding a failure ends it."""
 
     def __init__(self, launcher: Any, fail_fast: bool = False):
         self.launcher = launcher

@@ -1,20 +1,9 @@
 """GPU placement: each GPU job claims a GPU slot of its own before CUDA starts, machine-wide.
 
-What a user sees (which jobs are placed, on which GPU, waiting, SLURM allocations, DDP jobs taking
-whole GPUs, what is left alone) is in docs/sweeps.md, "Every GPU of one machine (GPU placement)"; the
-slots and their lock files are gpu_slots.py's.
-
-`claim_gpus` yields the job's devices, `[i]`, `i` being the GPU's CUDA index in this process, and the
-caller passes them on as `trainer.devices`. Not by rewriting CUDA_VISIBLE_DEVICES: joblib's loky
-workers are reused from job to job, and once CUDA has started in a process its visible devices are
-fixed, so the second job of a worker could not move to another GPU. With `trainer.devices=[i]`
-Lightning makes `cuda:i` the current device before anything is put on the GPU, so a job creates a
-CUDA context on its own GPU only (a reused worker that moves keeps the earlier context, a few hundred
-MB, which the preference for its previous GPU makes rare). Between jobs `release_gpu_memory` hands
-the worker's cached blocks back to the driver.
-
-This module imports no torch at load time, so the placement logic is testable with a simulated list
-of GPUs and environment.
+What a user sees, and why a job is told its GPU as `trainer.devices=[i]` rather than by its own
+CUDA_VISIBLE_DEVICES (a reused joblib worker could not move to another GPU), is in docs/sweeps.md,
+"Every GPU of one machine (GPU placement)"; the slots and their lock files are gpu_slots.py's. This
+module imports no torch at load time, so the placement logic is testable with a simulated list of GPUs.
 """
 
 from __future__ import annotations
@@ -62,19 +51,10 @@ def placement_wanted(cfg: Any, env: Mapping[str, str] | None = None) -> str | No
     return None
 
 
-def _gpus_needed(cfg: Any, visible: int) -> tuple[int, bool]:
-    """(GPUs the job asks for, whether it takes them whole): DDP jobs take whole GPUs."""
-    devices = cfg.trainer.get("devices", "auto")
-    count = visible if str(devices).strip() in ("auto", "-1") else int(devices)
-    strategy = str(cfg.trainer.get("strategy", "auto"))
-    return count, count > 1 or "ddp" in strategy
-
-
 @contextlib.contextmanager
 def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[list[int] | None]:
-    """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices), None when not placed.
-
-    The caller passes them on as `trainer.devices`; `status` hears the job's state (waiting, running)."""
+    """Around one GPU job: hold its GPU slot(s) and yield its devices (CUDA indices, for `trainer.devices`), None
+    when not placed; `status` hears the job's state (waiting, running)."""
     global _PREVIOUS_GPU
     reason = placement_wanted(cfg)
     # a job whose folder holds a completed run is skipped by train(): it needs no GPU
@@ -84,14 +64,16 @@ def claim_gpus(cfg: Any, status: Callable[..., None] | None = None) -> Iterator[
         return
     import torch
 
-    gpus = visible_gpus(count=torch.cuda.device_count)  # counts without creating a CUDA context
+    gpus = visible_gpus(count=torch.cuda.device_count())
     if not gpus:
         log.warning("trainer.accelerator=%s but no GPU is visible; the job is not placed", cfg.trainer.accelerator)
         yield None
         return
     jobs_per_gpu = int(cfg.get("jobs_per_gpu") or 1)
     pool = SlotPool(slots_folder(), gpus, jobs_per_gpu)
-    needed, whole = _gpus_needed(cfg, len(gpus))
+    devices = str(cfg.trainer.get("devices", "auto")).strip()
+    needed = len(gpus) if devices in ("auto", "-1") else int(devices)
+    whole = needed > 1 or "ddp" in str(cfg.trainer.get("strategy", "auto"))  # DDP jobs take whole GPUs
     at_once = jobs_at_once(hydra_launcher())
     if at_once is not None and at_once < pool.slots and not whole:
         log.warning(

@@ -19,10 +19,8 @@ POLL_S = 1.0
 
 def slots_folder(env: Mapping[str, str] | None = None) -> Path:
     """The slots every process of this user shares: AR_GPU_SLOTS_DIR, else /tmp/ar-experiments-<uid>/gpu-slots
-    (local disk: a home folder on NFS would share one machine's slots with every other machine).
-
-    Inside a SLURM allocation, a folder of the allocation's own: its GPUs are numbered from 0 in each
-    allocation, so two allocations on one node must not share slot names."""
+    (local disk: a home folder on NFS would share one machine's slots with every other machine); inside a SLURM
+    allocation a folder of its own, as each allocation on a node numbers its GPUs from 0."""
     env = os.environ if env is None else env
     root = Path(env.get(SLOTS_DIR_ENV) or f"/tmp/ar-experiments-{os.getuid()}/gpu-slots")
     return root / f"slurm-{env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID") else root
@@ -43,15 +41,6 @@ def parse_visible_devices(value: str | None) -> list[str] | None:
     return entries
 
 
-def machine_gpu_count() -> int:
-    """GPUs of this machine without importing torch or starting CUDA: /dev/nvidiaN device nodes."""
-    nodes = [path for path in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", path.name)]
-    if nodes:
-        return len(nodes)
-    proc = Path("/proc/driver/nvidia/gpus")
-    return len(list(proc.iterdir())) if proc.is_dir() else 0
-
-
 @dataclass(frozen=True)
 class Gpu:
     """A GPU a job may use: `index`, CUDA's number for it in this process (cuda:index); `label`, its name in the
@@ -61,28 +50,20 @@ class Gpu:
     label: str
 
 
-def visible_gpus(env: Mapping[str, str] | None = None, count: int | Callable[[], int] | None = None) -> list[Gpu]:
-    """The GPUs a job may use, in CUDA's order.
-
-    CUDA_VISIBLE_DEVICES's entries when set (SLURM sets it for an allocation's GPUs); else, inside a
-    SLURM allocation, SLURM_STEP_GPUS or SLURM_JOB_GPUS (machine indices, which CUDA then numbers alike);
-    else every GPU of the machine. `count`: how many GPUs CUDA sees (torch.cuda.device_count() in a job,
-    a number in tests); the list is cut to it, as CUDA drops entries that name no GPU.
-    """
+def visible_gpus(env: Mapping[str, str] | None = None, *, count: int) -> list[Gpu]:
+    """The GPUs a job may use, in CUDA's order: CUDA_VISIBLE_DEVICES's entries when set (SLURM sets it for an
+    allocation's GPUs); else, inside a SLURM allocation, SLURM_STEP_GPUS or SLURM_JOB_GPUS (machine indices,
+    which CUDA then numbers alike); else every GPU of the machine. `count`: how many GPUs CUDA sees
+    (torch.cuda.device_count(), which starts no CUDA context); the list is cut to it, as CUDA drops the rest."""
     env = os.environ if env is None else env
-    seen = count() if callable(count) else count
     entries = parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES"))
     if entries is not None:
-        return [Gpu(index, label) for index, label in enumerate(entries[:seen] if seen is not None else entries)]
+        return [Gpu(index, label) for index, label in enumerate(entries[:count])]
     allocated = env.get("SLURM_STEP_GPUS") or env.get("SLURM_JOB_GPUS")
     if allocated:
         labels = [label.strip() for label in allocated.split(",") if label.strip().isdigit()]
-        return [Gpu(int(label), label) for label in labels if seen is None or int(label) < seen]
-    return [Gpu(index, str(index)) for index in range(seen if seen is not None else machine_gpu_count())]
-
-
-def _slot_name(label: str, slot: int) -> str:
-    return f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.slot{slot}.lock"
+        return [Gpu(int(label), label) for label in labels if int(label) < count]
+    return [Gpu(index, str(index)) for index in range(count)]
 
 
 @dataclass
@@ -119,7 +100,7 @@ class SlotPool:
         return len(self.gpus) * self.jobs_per_gpu
 
     def _slot_path(self, gpu: int, slot: int) -> Path:
-        return self.folder / _slot_name(self.gpus[gpu].label, slot)
+        return self.folder / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.gpus[gpu].label)}.slot{slot}.lock"
 
     def holders(self) -> list[int]:
         """The pids holding this pool's slots now, as their lock files record them."""

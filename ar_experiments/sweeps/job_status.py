@@ -12,8 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from ..safety.atomic import atomic_write_json, read_json
-from ..safety.redaction import redact_text
-from ..safety.secret_names import safe_name
+from ..safety.redaction import redact_text, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +31,9 @@ def now_iso(clock: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if clock is None else clock, timezone.utc).isoformat(timespec="seconds")
 
 
-# --- the job's side ---------------------------------------------------------------------------
-
-
 def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> None:
     """Add `fields` to this job's status file (AR_SWEEP_JOB_STATUS when `path` is None); no-op outside a sweep.
-
-    Every update is a sign of progress (`updated_at`); a job that comes back to RUNNING (from WAITING)
-    notes when (`running_since`)."""
+    Every update is a sign of progress (`updated_at`); a job back to RUNNING from WAITING notes when."""
     path = path or os.environ.get(STATUS_ENV)
     if not path:
         return
@@ -52,11 +46,6 @@ def update_job_status(path: str | os.PathLike | None = None, **fields: Any) -> N
         atomic_write_json(path, status)
     except OSError as err:  # progress is a courtesy: it never fails a job
         log.warning("could not update the sweep progress file %s: %s", path, err)
-
-
-def _headline(results: dict[str, Any]) -> float | None:
-    value = results.get("test_top1_multiview")
-    return results.get("test_top1") if value is None else value
 
 
 class JobStatusCallback(Callback):
@@ -111,7 +100,8 @@ class JobStatusCallback(Callback):
         else:
             before = status.get("completed_before")
             unchanged = before is not None and results_path.is_file() and results_path.stat().st_mtime_ns == before
-            fields.update(state=SKIPPED if unchanged else COMPLETED, top1=_headline(results))
+            # test_top1_multiview is the central clip's top-1 when the test had one view (training/fit.py)
+            fields.update(state=SKIPPED if unchanged else COMPLETED, top1=results.get("test_top1_multiview"))
         if results.get("device"):
             fields["device"] = results["device"]
         update_job_status(path, **fields)

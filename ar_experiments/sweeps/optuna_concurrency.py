@@ -1,20 +1,10 @@
-"""One Optuna study, several searches at once: safe creation, and `n_trials` that holds.
+"""One Optuna study, several searches at once: safe creation, and `n_trials` that holds (docs/sweeps.md).
 
-Two processes opening a new SQLite study at the same moment both create its
-tables, and one dies (`OperationalError: table studies already exists`,
-`IntegrityError` on alembic_version). `open_study` serialises the opening with
-a lock file beside an SQLite database and retries any storage's creation race.
-
-`n_trials` is the size the study grows to (docs/sweeps.md). Each process asks
-Optuna for trials and Optuna numbers them atomically, so a trial's number says
-how many were asked before it; a trial is *surplus* when the trials numbered
-below it that count already reach `n_trials`. What counts: completed and
-failed trials, and running ones whose process is alive (each running trial
-records its owner's host and pid; a running trial of a killed search counts
-no more, as before). A surplus trial is never run: it is told to Optuna as
-failed with the user attribute `surplus` (which no count includes), and the
-search that asked it stops. Whether trial k is surplus depends only on trials
-numbered below it, so two searches agree whichever checks first.
+Two processes opening a new SQLite study at the same moment both create its tables, and one dies
+(`table studies already exists`): `open_study` serialises the opening with a lock file beside an SQLite
+database and retries any storage's creation race. A trial is *surplus*, never run, when the trials numbered
+below it that count already reach `n_trials`; as Optuna numbers trials atomically, whether trial k is
+surplus depends only on trials numbered below it, so two searches agree whichever checks first.
 """
 
 from __future__ import annotations
@@ -72,15 +62,6 @@ def open_study(study_name: str, storage: Any, directions: list, **options: Any) 
     raise AssertionError("unreachable")
 
 
-def owner_tag() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(tag: str) -> bool:
-    host, _, pid = tag.rpartition(":")
-    return process_alive(host, int(pid) if pid.isdigit() else None)
-
-
 def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None = None) -> bool:
     """Completed, failed or pruned (not surplus), or running in a live process."""
     if trial.user_attrs.get(SURPLUS):
@@ -93,7 +74,8 @@ def counts_toward_n_trials(trial: optuna.trial.FrozenTrial, now: datetime | None
     if owner is None:
         started = trial.datetime_start
         return started is None or (now or datetime.now()) - started < OWNERLESS_GRACE
-    return _owner_alive(owner)
+    host, _, pid = owner.rpartition(":")  # "host:pid"
+    return process_alive(host, int(pid) if pid.isdigit() else None)
 
 
 def stored_trials(study: optuna.Study) -> int:
@@ -102,23 +84,17 @@ def stored_trials(study: optuna.Study) -> int:
 
 
 def keep_within_n_trials(trials: list[optuna.trial.Trial], n_trials: int) -> list[optuna.trial.Trial]:
-    """The trials just asked that fit in `n_trials`; the surplus ones are told as failed (never run).
-
-    Raises StudyFull when none fits."""
+    """The trials just asked that fit in `n_trials`; the surplus ones are told as failed (never run); StudyFull
+    when none fits."""
     if not trials:
         return trials
     for trial in trials:
-        trial.set_user_attr(OWNER, owner_tag())
+        trial.set_user_attr(OWNER, f"{socket.gethostname()}:{os.getpid()}")
     study = trials[0].study
-    stored = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    counting = [t.number for t in stored if counts_toward_n_trials(t)]
-    kept, surplus = [], []
-    for trial in sorted(trials, key=lambda t: t.number):
-        below = sum(number < trial.number for number in counting)
-        if below >= n_trials:
-            surplus.append(trial)
-        else:
-            kept.append(trial)
+    counting = [t.number for t in study.get_trials(deepcopy=False) if counts_toward_n_trials(t)]
+    ordered = sorted(trials, key=lambda t: t.number)
+    kept = [trial for trial in ordered if sum(number < trial.number for number in counting) < n_trials]
+    surplus = [trial for trial in ordered if trial not in kept]
     for trial in surplus:
         trial.set_user_attr(SURPLUS, f"hydra.sweeper.n_trials={n_trials} reached by other searches; never run")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -7,6 +7,7 @@
 - A failed trial (its job raised, or returned NaN) is told to Optuna as FAIL with
   the error and the job folder in the trial's user attributes; the search goes on
   unless `max_failure_rate` (0 with `sweep.fail_fast=true`) is exceeded.
+- Parameters that exist for one choice only (`conditional_params`, `suggest_conditional_params`).
 - An SQLite storage's folder is created before the study is opened (with its creation lock beside it).
 
 It subclasses the plugin's `OptunaSweeperImpl` (in its private `_impl` module; the plugin's public
@@ -23,7 +24,8 @@ import math
 from typing import Any
 
 import optuna
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_optuna_distribution_from_override
+from omegaconf import DictConfig, OmegaConf
 
 from .failures import FAIL_FAST, JobFailure, SweepFailed, failure_of, job_folder, job_number
 from .optuna_concurrency import StudyFull, keep_within_n_trials, open_study, stored_trials
@@ -133,3 +135,26 @@ class _TrialRecorder:
                 self.sweeper.failures.append(failure)
                 log.error("trial %d failed: %s", trial.number, failure)
         return returns
+
+
+def suggest_conditional_params(cfg: DictConfig, trial: Any) -> None:
+    """The sweeper's `custom_search_space`: sample the parameters that exist only for the values this trial
+    chose (`conditional_params`: momentum for SGD alone; docs/sweeps.md)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for choice_key, branches in (cfg.get("conditional_params") or {}).items():
+        chosen = _chosen(cfg, trial, choice_key)
+        for name, expression in (branches.get(chosen) or {}).items():
+            override = parser.parse_override(f"{name}={expression}")
+            trial._suggest(name, create_optuna_distribution_from_override(override))
+
+
+def _chosen(cfg: DictConfig, trial: Any, key: str) -> str:
+    """The trial's value of `key`: sampled, fixed on the command line, or the config's default choice."""
+    if key in trial.params:
+        return str(trial.params[key])
+    if key in trial.user_attrs:  # the sweeper stores fixed values (e.g. optimizer=sgd) as user attributes
+        return str(trial.user_attrs[key])
+    default = OmegaConf.select(cfg, f"hydra.runtime.choices.{key}", default=None)
+    return str(default if default is not None else OmegaConf.select(cfg, key, default=""))

@@ -1,24 +1,10 @@
 """How far a sweep has got: one console line per finished job, and `<sweep>/progress.json`.
 
-Three parts, which talk through files in the sweep folder only, so they work the
-same for every launcher (basic: jobs in the launching process; joblib: in worker
-processes; submitit: on other machines sharing the folder):
-
-- `JobStatusCallback` (a Hydra callback, conf/hydra/default.yaml) runs where the
-  job runs: at its start it writes `<sweep>/.progress/jobs/<num>.json` (running,
-  started_at, pid) and points AR_SWEEP_JOB_STATUS at it, so the GPU placement
-  (gpu_placement.py) and the epoch callback (training/epoch_progress.py, also in DDP rank 0)
-  add the device and the epoch; at its end it records completed, failed (with the
-  error) or skipped (a resumed sweep's job whose folder already held a completed
-  run: it counts as done), the seconds and the top-1.
-- `SweepMonitor` runs in the launching process, started by the sweepers
-  (hydra_plugins/ar_experiments_sweepers/) around the whole sweep: every
-  `interval` seconds it reads the job files, prints a line for each job that has
-  finished since, and writes progress.json atomically.
-- `python -m ar_experiments.report --progress <sweep>` prints progress.json.
-
-The time left and the jobs that stopped making progress are time_left.py's. The job side is
-job_status.py; reading progress.json back is report/progress.py. None of them imports torch.
+`SweepMonitor` runs in the launching process, started by the sweepers (hydra_plugins/) around the
+whole sweep: every `interval` seconds it reads the job status files that job_status.py writes where
+each job runs, prints a line for each job finished since, and writes progress.json atomically. Files,
+not messages: joblib runs a job's end in its worker process, submitit on another machine, so the parts
+talk through the sweep folder alone (docs/sweeps.md, "How far a sweep has got"). None of them imports torch.
 """
 
 from __future__ import annotations
@@ -51,8 +37,6 @@ from .time_left import STALL_AFTER_S, JobKind, estimate_time_left, no_progress_s
 log = logging.getLogger(__name__)
 RUNNING_KEYS = ("job", "run_name", "state", "device", "epoch", "max_epochs", "stage", "host", "pid")
 FINISHED_KEYS = ("job", "run_name", "state", "top1", "seconds", "device", "error")
-
-# --- the launching process's side ---------------------------------------------------------------
 
 
 def duration_text(seconds: float) -> str:
@@ -246,11 +230,8 @@ class SweepMonitor:
         }
 
     def _print(self, line: str) -> None:
-        out = self.out or sys.stdout
-        try:
-            print(line, file=out, flush=True)
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken console never stops a sweep
+            print(line, file=self.out or sys.stdout, flush=True)
 
     def _write(self, progress: dict[str, Any], force: bool) -> None:
         """progress.json when something but the clock changed, and at least every 30 s."""
@@ -271,9 +252,8 @@ class SweepMonitor:
 
 @contextlib.contextmanager
 def watch_sweep(config: Any, total: int | None = None, interval: float | None = None) -> Iterator[SweepMonitor]:
-    """Around a sweeper's sweep(): the monitor runs while the jobs do; progress.json stays afterwards.
-
-    It looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL, default 2)."""
+    """Around a sweeper's sweep(): the monitor looks every `interval` seconds (env AR_SWEEP_PROGRESS_INTERVAL,
+    default 2) while the jobs run; progress.json stays afterwards."""
     interval = interval if interval is not None else float(os.environ.get(INTERVAL_ENV, 2.0))
     monitor = SweepMonitor(str(config.hydra.sweep.dir), total=total, interval=interval).start()
     status = None

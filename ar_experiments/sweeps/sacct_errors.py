@@ -1,14 +1,9 @@
-"""sacct's own error lines go to a file of the sweep folder, not to the sweep's console.
+"""sacct's own error lines go to the sweep folder's sacct.log, not to the sweep's console (docs/clusters.md).
 
-The submitit launcher (hydra/launcher=slurm) polls `sacct` for its jobs' states, with sacct's stderr
-left on the console. On a cluster that keeps no job accounting (no slurmdbd) every call fails and sacct
-writes "Slurm accounting storage is disabled" there: one line per poll, every minute of a
-long sweep. submitit's own warning about the failure is shown once (slurm_polling.py). Only stderr is
-redirected: sacct's exit status and its table on stdout reach submitit as before, so with accounting
-nothing changes.
-
-Imported by the SLURM launcher when it launches (hydra_plugins/ar_experiments_sweepers/submitit_slurm.py),
-so no other command pays for importing submitit.
+On a cluster without job accounting every poll's sacct call fails and prints "Slurm accounting storage is
+disabled". Only stderr is redirected: sacct's exit status and its table reach submitit as before. Imported
+by the SLURM launcher when it launches (hydra_plugins/ar_experiments_sweepers/submitit_slurm.py), so no other
+command pays for importing submitit.
 """
 
 from __future__ import annotations

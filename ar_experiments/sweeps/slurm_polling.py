@@ -1,10 +1,6 @@
-"""One line, not one per poll, when a SLURM cluster keeps no job accounting.
-
-The submitit launcher (hydra/launcher=slurm) asks `sacct` for its jobs' states at every poll; on a
-cluster without accounting (no slurmdbd) each call fails, and submitit logs "Bypassing sacct error"
-every time: hundreds of lines in a long sweep. It still sees each job end through the job's result
-file, so the first warning is kept, with what it means, and the repeats are dropped. A cluster with
-accounting shows none of them. Installed on the `submitit` logger by conf/hydra/default.yaml.
+"""One line, not one per poll, when a SLURM cluster keeps no job accounting (docs/clusters.md): submitit's
+"Bypassing sacct error" warning is kept once, with what it means, and its repeats are dropped (submitit still
+sees each job end through the job's result file). Installed on the `submitit` logger by conf/hydra/default.yaml.
 """
 
 from __future__ import annotations

@@ -1,26 +1,9 @@
 """How long a sweep has left, and which of its running jobs have stopped making progress.
 
-Each job's expected wall time, from what is known of it, best first:
-
-1. the mean of the completed jobs of its kind (model and frames) in this sweep;
-2. its kind's relative cost (RELATIVE_COST) x the sweep's scale: the mean ratio of the completed
-   jobs' times to their kinds' relative costs, so that one finished SlowFast 16-frame job already
-   prices the X3D-M 6-frame ones at a third of it, not at its own time;
-3. the mean of the completed jobs (of every finished job that ran, while none has completed).
-
-A running job has left the larger of its expected time less the time it has run (waiting for a
-GPU is not running) and what its own pace says: the seconds per epoch it has taken since its
-training started x the epochs still ahead (a lower bound during its first epoch: that epoch has
-taken at least the time since its training started). So a job that runs longer than expected
-never counts as done, and early epochs of a slow kind show early.
-
-Time left = the larger of (the pending jobs' expected times + the running jobs' remainders) / the
-most jobs seen running at once, and the longest running job's remainder: the sweep cannot end
-before its slowest running job does.
-
-A running job whose status file has not changed for `stall_after` seconds (its training writes
-one at least every HEARTBEAT_S seconds, training/epoch_progress.py) has stopped making progress:
-the console and `report --progress` name it. Skipped jobs take no time and count in no mean.
+The rules, as a user reads them, are docs/sweeps.md's "Time left" and "No progress". Two of them are
+easy to undo by accident: a job's remainder is never below what its own pace says, so a job that runs
+longer than expected never counts as done; and the sweep cannot end before its slowest running job,
+whatever the mean says. Waiting for a GPU is not running; skipped jobs take no time and count in no mean.
 """
 
 from __future__ import annotations
@@ -123,10 +106,8 @@ def estimate_time_left(
     at_once: int,
     now: float,
 ) -> float | None:
-    """Seconds left (see the module's docstring); None before any job that ran has finished.
-
-    `running` are the status files of the jobs running now (not waiting for a GPU), `pending` the kinds
-    of the jobs not running yet (None where unknown)."""
+    """Seconds left; None before any job that ran has finished. `running` are the status files of the jobs
+    running now (not waiting for a GPU), `pending` the kinds of the jobs not running yet (None where unknown)."""
     times = JobTimes(finished)
     if not times.known:
         return None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+
+from ..sweeps.job_status import STATUS_ENV, update_job_status
+from ..sweeps.time_left import HEARTBEAT_S
 
 
 class TrainingThroughput(pl.Callback):
@@ -82,16 +86,11 @@ class TrainingThroughput(pl.Callback):
 
 
 class ResumableTraining(pl.Callback):
-    """Makes a training run a function of (seed, epoch, batch), so that a resumed run is the uninterrupted one.
-
-    - The training batch sampler learns which epoch starts (Lightning's own
-      `set_epoch` never reaches a batch sampler) and counts the batches done;
-      its position is saved in checkpoints with the loader (training_batches.py).
-    - Before every training batch the random generators are seeded from (seed,
-      epoch, batch, rank), so dropout does not depend on what drew random numbers
-      before (a loader starting, a validation pass, a restart), and the batches
-      of one accumulated step (trainer.accumulate_grad_batches) draw different
-      masks. Clips and their augmentations are already drawn from (seed, epoch, video).
+    """Makes a training run a function of (seed, epoch, batch), so that a resumed run is the uninterrupted one:
+    the training batch sampler learns which epoch starts (Lightning's own `set_epoch` never reaches a batch
+    sampler) and counts the batches done, a position checkpoints keep (data/training_batches.py); before every
+    training batch the random generators are seeded from (seed, epoch, batch, rank), so dropout does not
+    depend on what drew random numbers before (a loader starting, a validation pass, a restart).
     """
 
     def __init__(self, seed: int):
@@ -123,20 +122,14 @@ class NonFiniteLossError(RuntimeError):
 
 
 class StopOnNonFiniteLoss(pl.Callback):
-    """Fails the run at the first NaN or infinite training loss, naming the step and the last finite loss.
-
-    Without it a diverged run trains on for hours with NaN weights and ends as
-    'completed' with chance accuracy.
-    """
+    """Fails the run at the first NaN or infinite training loss, naming the step and the last finite loss: else a
+    diverged run trains on for hours with NaN weights and ends as 'completed' with chance accuracy."""
 
     def __init__(self):
         self.last_finite: tuple[int, float] | None = None  # (step, loss)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
-        value = float(loss.detach())
+        value = float(outputs["loss"].detach())  # Lightning hands on training_step's loss as {"loss": ...}
         step = trainer.global_step  # optimizer steps so far, this one included
         # under DDP the ranks decide together, so none is left waiting for the others
         if not trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
@@ -155,3 +148,58 @@ class StopOnNonFiniteLoss(pl.Callback):
             f"{where} at step {step} (epoch {trainer.current_epoch}, batch {batch_idx}); {before}. "
             f"Lower optimizer.lr (the learning rate is now {lr:g}) or set trainer.gradient_clip_val=1.0"
         )
+
+
+class EpochProgress(pl.Callback):
+    """In a multirun job, the epoch and stage for its progress.json: added to the job's status file
+    (AR_SWEEP_JOB_STATUS; rank 0 alone writes) with when training and each epoch started (the job's pace), and
+    a touch at least every HEARTBEAT_S seconds while batches finish (a file that stops changing names a job
+    that stopped making progress). Outside a sweep it does nothing."""
+
+    def __init__(self):
+        self.path = os.environ.get(STATUS_ENV)
+        self._written_at = 0.0
+
+    def _update(self, trainer, **fields) -> None:
+        if self.path and trainer.is_global_zero:
+            update_job_status(self.path, **fields)
+            self._written_at = time.time()
+
+    def on_train_start(self, trainer, pl_module):
+        if self.path and trainer.is_global_zero:
+            from ..sweeps.gpu_placement import trainer_device
+
+            # the device also where nothing placed the job; a resumed run trains from its epoch on
+            self._update(
+                trainer,
+                device=trainer_device(trainer),
+                train_started_at=time.time(),
+                train_first_epoch=trainer.current_epoch + 1,
+            )
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        # epochs counted from 1: "epoch 3/20" is the third of twenty, under way
+        epoch = trainer.current_epoch + 1
+        self._update(trainer, stage="train", epoch=epoch, max_epochs=trainer.max_epochs, epoch_started_at=time.time())
+
+    def _heartbeat(self, trainer) -> None:
+        if time.time() - self._written_at >= HEARTBEAT_S:
+            self._update(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._heartbeat(trainer)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._heartbeat(trainer)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._heartbeat(trainer)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        value = trainer.callback_metrics.get("val/top1")
+        self._update(trainer, val_top1=float(value) if value is not None else None)
+
+    def on_test_start(self, trainer, pl_module):
+        self._update(trainer, stage="test")

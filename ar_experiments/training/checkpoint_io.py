@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,14 +15,10 @@ from ..safety.atomic import atomic_open
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside its target, fsyncs it, then renames it.
-
-    Lightning's TorchCheckpointIO (2.6) writes through an fsspec transaction
-    whose temporary file sits in the system temp folder: when that is another
-    filesystem the final move is a plain copy onto the target, which a kill
-    can tear, and nothing is fsynced. A torn `last.ckpt` would make a
-    resumed run fail, so local checkpoints go through `atomic_open`;
-    remote (fsspec URL) paths keep Lightning's behaviour.
+    """Writes each local checkpoint through `atomic_open`: a torn `last.ckpt` would make a resumed run fail, and
+    Lightning's TorchCheckpointIO (2.6) stages its temporary file in the system temp folder, so on another
+    filesystem its final move is a copy that a kill can tear (nothing fsynced). Remote (fsspec URL) paths keep
+    Lightning's behaviour.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
@@ -40,14 +38,8 @@ FULL_DISK_BYTES = 256 * 2**20
 
 
 def raise_if_disk_full(path, error: BaseException) -> None:
-    """Raise a plain "disk full" error for a checkpoint write that failed on a (nearly) full disk.
-
-    torch.save on a full disk fails inside its zip writer with "[enforce fail at
-    inline_container.cc] unexpected pos ...", which names neither the file nor the cause.
-    """
-    import shutil
-    from pathlib import Path
-
+    """Raise a plain "disk full" error for a checkpoint write that failed on a (nearly) full disk: torch.save's
+    own ("[enforce fail at inline_container.cc] unexpected pos ...") names neither the file nor the cause."""
     folder = Path(path).parent
     try:
         free = shutil.disk_usage(folder).free

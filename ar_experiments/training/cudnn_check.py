@@ -1,13 +1,8 @@
-"""Known-bad cuDNN versions for 3D convolutions in reduced precision.
+"""Known-bad cuDNN versions for 3D convolutions in reduced precision (docs/benchmarks.md, "Known-bad torch and
+cuDNN"): a logged warning when a run starts, a line in the bench's output and bench.json.
 
-Checked when a run starts (a logged warning) and by the bench (a line in its
-output and in bench.json). A float32 run is not warned about.
-
-cuDNN 9.8 to 9.14 gives silently wrong bf16 conv3d results
-(pytorch/pytorch#163539); torch 2.9.1 and later (the project pins a later one)
-route these convolutions around cuDNN by a slow convolution, about 4x slower
-and far hungrier for memory (pytorch/pytorch#166122, PR #166480). cuDNN 9.15
-or later is fast again. The wrong results of earlier torch cannot happen here.
+cuDNN 9.8 to 9.14 gives silently wrong bf16 conv3d results (pytorch/pytorch#163539), which the pinned torch
+avoids by a slow convolution, about 4x slower and far hungrier for memory (pytorch/pytorch#166122).
 """
 
 from __future__ import annotations
@@ -29,11 +24,8 @@ def cudnn_version(number: int | None) -> tuple[int, int, int] | None:
 
 
 def known_problems(cudnn: tuple[int, int, int] | None, precision: str | None) -> list[str]:
-    """One message per known problem of this cuDNN for 3D convolutions at `precision`.
-
-    `cudnn` is None when no cuDNN is in use (a CPU build, no GPU); `precision` is
-    Lightning's trainer.precision (None: unknown, checked as if reduced).
-    """
+    """One message per known problem of this cuDNN (None: none in use) for 3D convolutions at `precision`
+    (Lightning's trainer.precision; None: unknown, checked as if reduced)."""
     if cudnn is None or (precision is not None and not str(precision).startswith(REDUCED_PRECISION)):
         return []
     if not SLOW_CUDNN[0] <= cudnn[:2] < SLOW_CUDNN[1]:
@@ -54,10 +46,7 @@ def runtime_versions() -> dict[str, str | None]:
 
 
 def runtime_problems(precision: str | None, accelerator: str | None = "auto") -> list[str]:
-    """known_problems of the cuDNN this process loads, for a run on `accelerator` (trainer.accelerator).
-
-    None unless the run trains on a CUDA GPU: cuDNN is not used otherwise.
-    """
+    """known_problems of the cuDNN this process loads, for a run on `accelerator`: none off a CUDA GPU."""
     import torch
 
     if str(accelerator) not in ("gpu", "cuda", "auto") or not torch.cuda.is_available():

@@ -1,16 +1,18 @@
-"""Build a run's data and network, fit, and test the best checkpoint: what they built and measured, returned.
+"""Build a run's data and network, fit, and test the best checkpoint: the run's record with what they measured.
 
-The run (run.py) turns these into its record and writes it, also when the fit fails part-way.
+The run (run.py) writes the record, also when the fit fails part-way.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
+
+from ..record.results import RunRecord
 
 if TYPE_CHECKING:
     from ..models.weights import PretrainedLoad
@@ -24,8 +26,8 @@ class Built:
     """The data and the network of a run, built before it fits: kept by the run to record what they found
     (the unreadable videos) even when the fit fails."""
 
+    config: dict[str, Any]  # the resolved config (secrets redacted), which the loggers record
     datamodule: Any
-    class_names: list[str]
     module: Any  # the VideoClassifier (training/module.py)
     pretrained: PretrainedLoad | None  # what loading Kinetics-400 weights did; None: random initialisation
 
@@ -34,32 +36,17 @@ class Built:
         from ..models import clip_gflops
         from .module import network_args
 
-        network = self.module.net
-        size = {
-            "params": sum(p.numel() for p in network.parameters()),
-            "gflops": clip_gflops(num_classes=len(self.class_names), **network_args(self.module.hparams.model)),
+        module = self.module
+        return {
+            **(self.pretrained.as_record() if self.pretrained else {}),
+            "params": sum(p.numel() for p in module.net.parameters()),
+            "gflops": clip_gflops(num_classes=len(module.class_names), **network_args(module.hparams.model)),
         }
-        return {**(self.pretrained.as_record() if self.pretrained else {}), **size}
 
     def skipped(self) -> dict[str, list[str]]:
         """Unreadable videos per stage: train (each replaced by another), val and test (left out)."""
         found = {"train": self.module.skipped_videos, **self.module.left_out}
         return {stage: sorted(found.get(stage, ())) for stage in ("train", "val", "test")}
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """What fitting and testing the best checkpoint measured."""
-
-    metrics: dict[str, float]  # Lightning's callback metrics after the test: "test/top1", "val/top1", ...
-    best_val: float | None  # the checkpoint monitor's best score (None without a best checkpoint)
-    best_checkpoint: str  # the checkpoint tested ("" without a best checkpoint: the last weights)
-    epochs: int
-    device: str
-    world_size: int
-    train_seconds: float
-    train_clips_per_s: float | None
-    first_step_at: float | None  # time.perf_counter() at the first training step
 
 
 def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
@@ -91,15 +78,21 @@ def build(cfg: DictConfig, resolved: dict[str, Any]) -> Built:
         train_batch_size=cfg.data.batch_size,
     )
     pretrained = load_pretrained(module.net, weights) if weights is not None else None
-    return Built(datamodule, class_names, module, pretrained)
+    return Built(resolved, datamodule, module, pretrained)
 
 
 def fit_and_test(
-    cfg: DictConfig, built: Built, logged: dict[str, Any], resume_from: str | None, stop: GracefulStop, group: str
-) -> Fitted:
-    """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; what they measured.
-
-    `logged` is the config the loggers record; `stop` the run's signal handler (a callback); `group` the W&B group."""
+    cfg: DictConfig,
+    built: Built,
+    record: RunRecord,
+    resume_from: str | None,
+    stop: GracefulStop,
+    group: str,
+    started: float,
+) -> RunRecord:
+    """Fit (resuming from `resume_from`), test the best checkpoint, write the test's artifacts; `record` completed
+    with what they measured. `stop` is the run's signal handler (a callback); `group` the W&B group; `started`
+    the job's start (time.perf_counter())."""
     from hydra.utils import instantiate
 
     from ..evaluation.artifacts import write_run_artifacts
@@ -111,11 +104,14 @@ def fit_and_test(
 
     module, datamodule = built.module, built.datamodule
     throughput = TrainingThroughput()
-    loggers = build_loggers(cfg.get("logger"), logged, group=group)
+    # the loggers' config: the run's, with the code and packages it ran (the W&B run shows them)
+    provenance = {"git_commit": record.git_commit, "git_dirty": record.git_dirty, "versions": record.versions}
+    loggers = build_loggers(cfg.get("logger"), {**built.config, **provenance}, group=group)
     validation = {} if cfg.data.val_groups_per_class else {"limit_val_batches": 0}  # the whole trainlist trains
+    configured = [callback for callback in (instantiate(cfg.get("callbacks")) or {}).values() if callback is not None]
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), ResumableTraining(cfg.seed), throughput, stop],
+        callbacks=[*configured, ResumableTraining(cfg.seed), throughput, stop],
         logger=loggers or False,
         **validation,
     )
@@ -131,22 +127,30 @@ def fit_and_test(
     log.info("test: %s", ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")))
     if trainer.is_global_zero:
         run_dir = Path(cfg.paths.output_dir)
-        write_run_artifacts(run_dir, module.test_predictions, datamodule.index.test, built.class_names, trainer.loggers)
-    return Fitted(
-        metrics={name: clean_number(value) for name, value in metrics.items()},
-        best_val=clean_number(checkpoint.best_model_score) if checkpoint is not None else None,
-        best_checkpoint=best_path,
+        write_run_artifacts(
+            run_dir, module.test_predictions, datamodule.index.test, module.class_names, trainer.loggers
+        )
+    metrics = {name: clean_number(value) for name, value in metrics.items()}
+    best_val = clean_number(checkpoint.best_model_score) if checkpoint is not None else None
+    return replace(
+        record,
+        status="completed",
         epochs=trainer.current_epoch,
+        best_val_acc=best_val if best_val is not None else metrics.get("val/top1"),
+        test_top1=metrics.get("test/top1"),
+        test_top5=metrics.get("test/top5"),
+        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
+        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
+        test_mean_class_acc=metrics.get("test/mean_class_acc"),
+        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
+        test_videos=module.evaluated["test"],
+        val_videos=module.evaluated["val"],
+        lr_effective=module.effective_lr,
+        effective_batch_size=module.effective_batch_size(),
         device=trainer_device(trainer),
         world_size=trainer.world_size,
         train_seconds=throughput.train_seconds,
         train_clips_per_s=throughput.clips_per_second,
-        first_step_at=throughput.first_step_at,
+        best_checkpoint=best_path,
+        startup_s=throughput.first_step_at - started if throughput.first_step_at is not None else None,
     )
-
-
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry with a _target_ (entries set to null are switched off)."""
-    from hydra.utils import instantiate
-
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]

@@ -1,18 +1,9 @@
 """Ctrl-C and pre-emption (SIGINT, SIGTERM): stop at a safe point with a checkpoint to resume from exactly.
 
-`GracefulStop` takes SIGINT and SIGTERM for the whole run and only notes the
-signal; the training loop stops where a checkpoint can continue it as if
-nothing had happened: after the current training batch, or, when that batch
-ends an epoch, after the epoch's validation. Under DDP the ranks decide
-together, at the end of each batch, so that all of them stop after the same
-batch (one rank leaving early would leave the others waiting in a collective).
-The stop goes through Lightning's own SIGTERM path (its loops raise
-`SIGTERMException` at those points); Lightning's own SIGTERM handler is kept
-out, since it runs a collective inside the signal handler. On the way out
-`checkpoints/last.ckpt` is saved (every rank takes part, rank 0 writes), and
-the run ends as `status: interrupted` with exit code 128 + the signal number.
-A signal that arrives while no trainer runs (setup, between fit and test) or
-while testing stops the run before its next batch; a second Ctrl-C at once.
+Where a run stops and what it leaves is docs/faults.md's "Ctrl-C, pre-emption and resuming". `GracefulStop`
+only notes the signal; the stop goes through Lightning's own SIGTERM path (its loops raise `SIGTERMException`
+at their checks), with the ranks deciding together after each batch so that all stop after the same one.
+Lightning's own SIGTERM handler is kept out, since it runs a collective inside the signal handler.
 """
 
 from __future__ import annotations
@@ -46,11 +37,8 @@ def restore_signals(previous: dict[int, object]) -> None:
 
 
 class RunInterrupted(SIGTERMException):
-    """Training stopped on SIGINT or SIGTERM; the process exits with 128 + the signal number.
-
-    A SystemExit, not an Exception: a Hydra multirun stops at once instead of
-    starting its next job on a machine that is being taken away.
-    """
+    """Training stopped on SIGINT or SIGTERM; the process exits with 128 + the signal number. A SystemExit, not
+    an Exception: a Hydra multirun stops at once instead of starting its next job on a machine being taken away."""
 
     def __init__(self, signum: int):
         super().__init__(128 + signum)
@@ -61,11 +49,8 @@ class RunInterrupted(SIGTERMException):
 
 
 def as_interruption(err: BaseException, signum: int | None) -> RunInterrupted | None:
-    """`err` as a RunInterrupted if it is a stop by signal or Ctrl-C, else None.
-
-    Covers Lightning's own stops: its SIGTERMException (exit code 0) and the
-    sys.exit(1) it makes of a KeyboardInterrupt.
-    """
+    """`err` as a RunInterrupted if it is a stop by signal or Ctrl-C, else None; Lightning's own stops too: its
+    SIGTERMException (exit code 0) and the sys.exit(1) it makes of a KeyboardInterrupt."""
     if isinstance(err, RunInterrupted):
         return err
     if isinstance(err, (SIGTERMException, KeyboardInterrupt)) or isinstance(err.__context__, KeyboardInterrupt):
@@ -74,15 +59,11 @@ def as_interruption(err: BaseException, signum: int | None) -> RunInterrupted | 
 
 
 class GracefulStop(pl.Callback):
-    """Once installed, SIGINT and SIGTERM stop the run at the next safe point; a second Ctrl-C at once.
-
-    Installed for the whole run, not only while a trainer runs. DataLoader
-    workers ignore both signals (data/loader_workers.py), so Ctrl-C (which reaches
-    every process of the terminal) or SLURM's SIGTERM (every process of the
-    job) leaves them running until the main process shuts them down. DDP ranks started by train() never stop
-    at once (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them both
-    from the terminal and from the launching process, which kills them itself
-    on a second Ctrl-C.
+    """Once installed (for the whole run, not only while a trainer runs), SIGINT and SIGTERM stop the run at the
+    next safe point; a second Ctrl-C at once. DataLoader workers ignore both signals (data/loader_workers.py):
+    the main process shuts them down. DDP ranks started by train() never stop at once
+    (`second_ctrl_c_stops_at_once=False`): a Ctrl-C reaches them from the terminal and from the launching
+    process, which kills them itself on a second Ctrl-C.
     """
 
     def __init__(self, checkpoint: str | Path, second_ctrl_c_stops_at_once: bool = True):

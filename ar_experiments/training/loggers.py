@@ -21,28 +21,22 @@ log = logging.getLogger(__name__)
 
 
 def build_loggers(logger_cfg: DictConfig | None, config: dict[str, Any], group: str) -> list:
-    """Instantiate every configured logger and record the resolved `config` in each.
+    """Instantiate every configured logger and record the resolved `config` in each; `group` is the W&B group.
 
-    The W&B run gets its name and tags from the config, `group` (the sweep
-    folder) and the config. If W&B cannot start (bad key, no network, disk full)
-    the run goes on with the other loggers and a warning.
+    If W&B cannot start (bad key, no network, disk full) the run goes on with the other loggers and a warning.
     """
     from hydra.utils import instantiate
 
     loggers = []
     for name, entry in (logger_cfg or {}).items():
-        if not entry or "_target_" not in entry:
+        if not entry:  # switched off (logger.<name>=null)
             continue
         entry = _without_credentials(name, entry)
         if entry["_target_"].endswith("WandbLogger"):
-            wandb_logger = _start_wandb(instantiate, entry, config, group)
-            if wandb_logger is not None:
-                loggers.append(wandb_logger)
-            continue
-        logger = instantiate(entry)
-        logger.log_hyperparams(config)
-        loggers.append(logger)
-        log.debug("logger %s ready", name)
+            loggers += _start_wandb(entry, config, group)
+        else:
+            loggers.append(instantiate(entry))
+            loggers[-1].log_hyperparams(config)
     return loggers
 
 
@@ -61,16 +55,19 @@ def _without_credentials(name: str, entry: DictConfig) -> dict[str, Any]:
     return redact_secrets({key: value for key, value in settings.items() if key not in dropped})
 
 
-def _start_wandb(instantiate, entry, config: dict[str, Any], group: str):
+def _start_wandb(entry: dict[str, Any], config: dict[str, Any], group: str) -> list:
+    """[the W&B logger], started, or [] when W&B cannot start."""
+    from hydra.utils import instantiate
+
     try:
         logger = instantiate(entry, group=group)
         # starting the run now makes a failure show here, not mid-training; W&B records the command line
         with redacted_argv():
             logger.experiment.config.update(config, allow_val_change=True)
-        return logger
+        return [logger]
     except Exception as err:  # noqa: BLE001 - any W&B failure must leave the run alive
         log.warning("W&B could not start (%s: %s); this run continues with the other loggers", type(err).__name__, err)
-        return None
+        return []
 
 
 def _fail_safe(method):
@@ -113,13 +110,8 @@ class FailSafeWandbLogger(WandbLogger):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """A CSVLogger that keeps the rows already in its metrics.csv.
-
-    Lightning's deletes the file when a logger starts in a folder that has
-    one; here that folder belongs to the same run, being resumed, so its
-    earlier epochs stay and new rows are appended (the header grows if new
-    metrics appear).
-    """
+    """A CSVLogger that keeps the rows already in its metrics.csv: Lightning's (2.6) deletes the file when a
+    logger starts in a folder that has one, which here is the same run, being resumed."""
 
     @property
     def experiment(self):

@@ -36,13 +36,11 @@ def network_args(model: dict[str, Any]) -> dict[str, Any]:
 
 
 class VideoClassifier(pl.LightningModule):
-    """Everything needed to rebuild the network is in the hyperparameters, so a
-    checkpoint alone (with its class names and `view_settings`, see
-    evaluation/video_level.py's ViewSettings) is enough for `predict`.
+    """Everything needed to rebuild the network is in the hyperparameters, so a checkpoint alone (with its class
+    names and `view_settings`, evaluation/video_level.py's ViewSettings) is enough for `predict`.
 
-    With `optimizer.average_from_epoch=N` the weights are averaged over every
-    optimiser step from epoch N on, and validation, checkpoints (their
-    `state_dict`) and testing use the average; checkpoints keep the trained
+    With `optimizer.average_from_epoch=N` the weights are averaged over every optimiser step from epoch N on,
+    and validation, checkpoints (their `state_dict`) and testing use the average; checkpoints keep the trained
     weights too, for resuming.
     """
 

@@ -26,10 +26,8 @@ from ..config.checks import LR_SCALING_RULES
 
 def scaled_learning_rate(lr: float, rule: str, reference_batch_size: int, effective_batch_size: int) -> float:
     """`lr` was tuned for `reference_batch_size` clips per optimiser step; the rate for `effective_batch_size`.
-
     linear: lr x effective / reference (Goyal et al. 2017, for SGD); sqrt: lr x sqrt(effective / reference)
-    (the square-root rule for adaptive optimisers such as AdamW); none: lr as it is.
-    """
+    (the square-root rule for adaptive optimisers such as AdamW); none: lr as it is."""
     if rule not in LR_SCALING_RULES:
         raise ValueError(f"optimizer.lr_scaling={rule!r}; choose one of {', '.join(LR_SCALING_RULES)}")
     ratio = effective_batch_size / reference_batch_size
@@ -37,13 +35,10 @@ def scaled_learning_rate(lr: float, rule: str, reference_batch_size: int, effect
 
 
 class WeightAverage:
-    """The running mean of a network's weights over the optimiser steps taken since averaging began.
-
-    Parameters and floating-point buffers (BatchNorm's running statistics) are
-    averaged, with equal weight per step; integer buffers (BatchNorm's step
-    counter) are left as trained. `swapped_in` puts the average into the network
-    for evaluation and the trained weights back afterwards.
-    """
+    """The running mean of a network's weights over the optimiser steps taken since averaging began: parameters
+    and floating-point buffers (BatchNorm's running statistics), with equal weight per step; integer buffers
+    (BatchNorm's step counter) stay as trained. `swap` puts the average into the network for evaluation, and
+    the trained weights back afterwards."""
 
     def __init__(self, net: nn.Module, prefix: str = ""):
         self.net, self.prefix = net, prefix

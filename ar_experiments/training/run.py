@@ -1,18 +1,33 @@
-"""One run in this process: check the config, plan the resume, fit, test, and write the run record."""
+"""One run in this process: check the config, plan the resume, fit, test, and write the run record.
+
+Resuming (`resume=auto`, the default): a completed run's folder is skipped (its recorded best_val_acc returned,
+so a re-run sweep only does what is left), else training continues from `checkpoints/last.ckpt` if present;
+`resume=<run folder or .ckpt>` continues from that checkpoint in this run's own folder (docs/faults.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
+from ..config.checks import ConfigError
+from ..data.splits import DatasetIndexError
 from ..record.results import RunRecord, record_from
-from .fit import Built, Fitted, build, fit_and_test
+from ..safety.atomic import read_json
+from .fit import Built, build, fit_and_test
 
 log = logging.getLogger(__name__)
+# errors whose message names the key or file and the fix in one line, which train.py prints (in a sweep, the job's
+# progress line does); their tracebacks go to this logger, which conf/hydra/default.yaml sends to train.log alone
+ONE_LINE_ERRORS = (ConfigError, DatasetIndexError)
+train_log_only = logging.getLogger("ar_experiments.train_log_only")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def sweep_dir() -> str | None:
@@ -29,26 +44,65 @@ def sweep_group(cfg: DictConfig) -> str:
     return sweep_dir() or str(cfg.paths.output_dir)
 
 
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a run does with the state it finds: nothing, continue from `checkpoint`, or skip as `completed`."""
+
+    checkpoint: str | None = None
+    completed: dict[str, Any] | None = None
+
+
+def job_overrides() -> list[str] | None:
+    """This job's command-line overrides (a sweep's values included) minus `resume=`; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return sorted(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("resume="))
+
+
+def plan_resume(resume: str, run_dir: Path, overrides: list[str] | None) -> ResumePlan:
+    """Decide from `resume` and the state in `run_dir`; refuse state left by a job with other overrides."""
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        checkpoint = path / LAST_CHECKPOINT if path.is_dir() else path
+        if not checkpoint.is_file():
+            raise ConfigError([f"resume={resume}: no checkpoint at {checkpoint}; pass a run folder or a .ckpt file"])
+        return ResumePlan(checkpoint=str(checkpoint))
+    results = run_dir / "results.json"
+    previous = read_json(results)
+    if previous is None and results.is_file():  # written atomically: a hand-edited or foreign file; do not guess
+        raise ConfigError([f"{results} cannot be read as JSON; delete it or run in a new folder"])
+    recorded = (previous or {}).get("overrides")
+    if recorded is not None and overrides is not None and sorted(recorded) != overrides:
+        raise ConfigError(
+            [
+                f"{run_dir} holds a run with other overrides ({' '.join(recorded)}); re-run with exactly "
+                "those to resume it, or give this run a new folder (hydra.run.dir=... / hydra.sweep.dir=...)"
+            ]
+        )
+    if previous is not None and previous.get("status") == "completed":
+        return ResumePlan(completed=previous)
+    last = run_dir / LAST_CHECKPOINT
+    return ResumePlan(checkpoint=str(last)) if last.is_file() else ResumePlan()
+
+
 def run_in_this_process(
     cfg: DictConfig, wandb_group: str | None = None, started: float | None = None, *, started_rank: bool = False
 ) -> RunRecord:
-    """Fit, test with the best checkpoint, write results.json; return the record written.
-
-    The config is checked before any data is read and the split files before
-    any model is built. A job whose folder already holds a completed run is
-    skipped (its record is returned); one with a checkpoint resumes from it (see resume.py).
-    In DDP this runs in every rank, and rank 0 writes; `started_rank`: this is a rank that
-    distributed.py started, whose launching process handles the second Ctrl-C and the resume hint.
+    """Fit, test with the best checkpoint, write results.json; return the record written. The config is checked
+    before any data is read, and the split files before any model is built; a completed run is skipped (its
+    record returned), an interrupted one resumed (plan_resume). In DDP this runs in every rank, and rank 0
+    writes; `started_rank`: a rank that distributed.py started, whose launcher handles the second Ctrl-C and
+    the resume hint.
     """
     started = time.perf_counter() if started is None else started
     from pytorch_lightning.utilities import rank_zero_only
 
-    from ..config.checks import ConfigError, check_config
+    from ..config.checks import check_config
     from ..safety.redaction import redact_secrets
     from ..sweeps.gpu_placement import planned_device
-    from .console_log import FILE_ONLY, ONE_LINE_ERRORS
     from .interruption import GracefulStop, as_interruption
-    from .resume import LAST_CHECKPOINT, job_overrides, plan_resume
     from .run_record import base_record, peak_gpu_mb, peak_rss_mb, write_results, write_skipped_videos
 
     run_dir = Path(cfg.paths.output_dir)
@@ -56,7 +110,7 @@ def run_in_this_process(
         # redacted before anything is saved: the module's settings go into every checkpoint
         resolved = redact_secrets(check_config(cfg))
     except ConfigError as err:
-        log.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True, extra=FILE_ONLY)
+        train_log_only.error("%s failed: the config is invalid", _run_name(cfg), exc_info=True)
         if rank_zero_only.rank == 0:  # a sweep's report lists this job as failed, with the reason
             write_results(run_dir, RunRecord(status="failed", run_name=_run_name(cfg), error=_error_text(err)))
         raise
@@ -73,19 +127,16 @@ def run_in_this_process(
     try:
         built = build(cfg, resolved)
         record = replace(record, **built.known())
-        # the loggers' config: the run's, with the code and packages it ran (the W&B run shows them)
-        provenance = {"git_commit": record.git_commit, "git_dirty": record.git_dirty, "versions": record.versions}
-        logged = {**resolved, **provenance}
-        fitted = fit_and_test(cfg, built, logged, plan.checkpoint, stop, wandb_group or sweep_group(cfg))
-        record = _measured(record, cfg, built, fitted, started)
+        record = fit_and_test(cfg, built, record, plan.checkpoint, stop, wandb_group or sweep_group(cfg), started)
     except BaseException as err:
         interrupted = as_interruption(err, stop.signum)
         record = replace(
             record, status="interrupted" if interrupted else "failed", error=_error_text(interrupted or err)
         )
         # the traceback in train.log: a sweep goes on past it; a one-line error's line is the console's
-        one_line = FILE_ONLY if isinstance(err, ONE_LINE_ERRORS) else None
-        log.error("%s %s", cfg.run_name, record.status, exc_info=True, extra=one_line)
+        (train_log_only if isinstance(err, ONE_LINE_ERRORS) else log).error(
+            "%s %s", cfg.run_name, record.status, exc_info=True
+        )
         if interrupted:
             if not started_rank:  # the launching process knows the sweep folder and says it
                 log_how_to_resume(run_dir)
@@ -113,33 +164,6 @@ def run_in_this_process(
     return record
 
 
-def _measured(record: RunRecord, cfg: DictConfig, built: Built, fitted: Fitted, started: float) -> RunRecord:
-    """The record of a completed run: what the fit measured, in the record's keys."""
-    metrics, module = fitted.metrics, built.module
-    return replace(
-        record,
-        status="completed",
-        epochs=fitted.epochs,
-        best_val_acc=fitted.best_val if fitted.best_val is not None else metrics.get("val/top1"),
-        test_top1=metrics.get("test/top1"),
-        test_top5=metrics.get("test/top5"),
-        test_top1_multiview=metrics.get("test/top1_multiview", metrics.get("test/top1")),
-        test_top5_multiview=metrics.get("test/top5_multiview", metrics.get("test/top5")),
-        test_mean_class_acc=metrics.get("test/mean_class_acc"),
-        test_views=cfg.test.temporal_views * cfg.test.spatial_crops,
-        test_videos=module.evaluated["test"],
-        val_videos=module.evaluated["val"],
-        lr_effective=module.effective_lr,
-        effective_batch_size=module.effective_batch_size(),
-        device=fitted.device,
-        train_seconds=fitted.train_seconds,
-        train_clips_per_s=fitted.train_clips_per_s,
-        best_checkpoint=fitted.best_checkpoint,
-        world_size=fitted.world_size,
-        startup_s=fitted.first_step_at - started if fitted.first_step_at is not None else None,
-    )
-
-
 def _run_name(cfg: DictConfig) -> str | None:
     """The run name, or None when the config is too broken to resolve it."""
     try:
@@ -164,8 +188,6 @@ def log_how_to_resume(run_dir: Path) -> None:
 
 def _finish_wandb() -> None:
     """Close this job's W&B run so the next multirun job starts its own; a W&B failure here is only a warning."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is None or wandb.run is None:
         return

@@ -1,19 +1,10 @@
 """One live process per run folder and per sweep folder: a lock file naming its owner.
 
-Two jobs writing one folder corrupt each other silently: rows vanish from
-`csv/metrics.csv`, a second job "resumes" from a `last.ckpt` the first is still
-writing, both `results.json` say completed. So `train()` holds
-`<run folder>/.run.lock` from before it reads the folder (resume planning)
-until it has written its last file, and a multirun holds
-`<sweep folder>/.sweep.lock` from before Hydra writes `multirun.yaml` until
-the sweep ends. A second process for a held folder stops at once, naming the
-owner (pid, host, start time, command line).
-
-The lock is safety/file_lock.py's: freed however its owner exits, so a folder left
-by a dead job is taken over by the next one. The file holds the owner's record for
-the message; it is removed on a clean release.
-Under DDP only the launching process (or global rank 0 of ranks started by SLURM
-or torchrun) takes the lock; the ranks it starts write nothing that needs it.
+Two jobs writing one folder corrupt each other silently (docs/faults.md, "One process per run folder
+and per sweep folder", says what is held when). The lock is safety/file_lock.py's: freed however its
+owner exits, so a folder left by a dead job is taken over by the next one; the file is removed on a
+clean release. Under DDP only the launching process (or global rank 0 of ranks started by SLURM or
+torchrun) takes the lock; the ranks it starts write nothing that needs it.
 """
 
 from __future__ import annotations
@@ -71,9 +62,8 @@ def _release_all() -> None:
 
 @contextmanager
 def holding(folder: Path, name: str = RUN_LOCK, what: str = "run") -> Iterator[HeldLock | None]:
-    """The folder's lock for the block; None in a process that does not own folders (a DDP rank).
-
-    A lock this process already held before the block stays held after it."""
+    """The folder's lock for the block (None in a DDP rank, which owns no folder); one this process already held
+    before the block stays held after it."""
     if not owns_folders():
         yield None
         return

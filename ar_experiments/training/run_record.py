@@ -38,24 +38,16 @@ def package_versions() -> dict[str, str]:
     """Installed versions of the packages a run depends on, and the CUDA and cuDNN that torch uses."""
     from .cudnn_check import runtime_versions
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = {name: metadata.version(name) for name in PACKAGES}  # every one a dependency in pyproject.toml
     runtime = runtime_versions()  # torch's own view: a CUDA build, its cuDNN (None on a CPU-only build)
     versions.update({key: runtime[key] for key in ("cuda", "cudnn") if runtime[key]})
     return versions
 
 
 def peak_rss_mb() -> float | None:
-    """This process's peak resident memory so far, in MiB (None where the OS does not say).
-
-    On Linux from /proc (VmHWM, the high-water mark of this program's own memory): getrusage's
-    ru_maxrss also counts the memory of the process that launched this one, from before its exec,
-    so a job started by a large process (a test runner, a notebook) would report that process's peak.
-    """
+    """This process's peak resident memory so far, in MiB (None where the OS does not say). On Linux from /proc
+    (VmHWM, this program's own high-water mark): getrusage's ru_maxrss also counts the memory of the process
+    that launched this one, from before its exec (a test runner's, a notebook's)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -72,11 +64,9 @@ def peak_rss_mb() -> float | None:
 
 
 def peak_gpu_mb() -> float | None:
-    """The most GPU memory this process's run held, in MiB (None when it used no GPU).
-
-    The caching allocator's reserved peak on the run's device (Lightning makes it the current one): what
-    other jobs packed on that GPU (jobs_per_gpu) must leave room for, the CUDA context aside. The count
-    starts again after each job of a reused worker (sweeps/gpu_placement.release_gpu_memory)."""
+    """The most GPU memory this process's run held, in MiB (None when it used no GPU): the caching allocator's
+    reserved peak on the run's device, what other jobs packed on that GPU (jobs_per_gpu) must leave room for,
+    the CUDA context aside. The count starts again after each job of a reused worker (release_gpu_memory)."""
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return None

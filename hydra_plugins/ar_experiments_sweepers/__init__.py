@@ -7,4 +7,6 @@
   `n_trials` counts the whole stored study, so re-running a search continues it.
 - `submitit_slurm.SlurmLauncher` (hydra/launcher=slurm): hydra-submitit-launcher's, with sacct's
   error lines in the sweep folder instead of on the console.
+- `worker_exit`: both sweepers' joblib jobs end with the sweep's main process, so that a signal to
+  the sweep interrupts them with their checkpoint and leaves no worker behind.
 """

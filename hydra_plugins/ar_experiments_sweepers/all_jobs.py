@@ -6,8 +6,8 @@ sweeper to extend), and keeps only what no public option does: BasicSweeper read
 (sweeps/failures.py) so every job runs and the failures are listed at the end, and the sweep writes
 its progress lines and progress.json. Every job's config is composed before the first job starts (not
 batch by batch), and a job whose multi-device combination cannot work stops the command there
-(training/sweep_check.py). Parsing the grid, batching (`max_batch_size`) and launching stay
-BasicSweeper's.
+(training/sweep_check.py). A signal to a joblib sweep ends it without leaving its workers behind
+(worker_exit.py). Parsing the grid, batching (`max_batch_size`) and launching stay BasicSweeper's.
 """
 
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from omegaconf import II
 from ar_experiments.sweeps.failures import FailureCollector
 from ar_experiments.sweeps.progress import watch_sweep
 from ar_experiments.sweeps.time_left import job_kind
+
+from .worker_exit import ending_with_the_sweep, exit_at_once_on_stop_signals
 
 
 class AllJobsSweeper(BasicSweeper):
@@ -34,6 +36,7 @@ class AllJobsSweeper(BasicSweeper):
         self.fail_fast = fail_fast
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        task_function = ending_with_the_sweep(task_function, config)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.launcher = FailureCollector(self.launcher, fail_fast=self.fail_fast)
 
@@ -42,7 +45,7 @@ class AllJobsSweeper(BasicSweeper):
 
         try:
             # progress lines and <sweep>/progress.json while the jobs run (ar_experiments/sweeps/progress.py)
-            with watch_sweep(self.config) as self.progress:
+            with watch_sweep(self.config) as self.progress, exit_at_once_on_stop_signals(self.config):
                 returns = super().sweep(arguments)
                 self.launcher.raise_if_failed()
         except ConfigError as err:  # a job that cannot run (get_job_batch): its line, as a single run says it

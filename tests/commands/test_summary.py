@@ -3,7 +3,7 @@
 import pytest
 
 from ar_experiments.models import build_model
-from ar_experiments.models.complexity import count_gflops
+from ar_experiments.models.builders import count_gflops
 from ar_experiments.summary import main
 from tests.models.test_pretrained import published_state, save_published
 

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from ar_experiments.models import build_model
-from ar_experiments.models.depthwise import DepthwiseConv3d, qualifies
-from ar_experiments.models.pointwise import PointwiseConv3d, use_pointwise_matmul
+from ar_experiments.models.kernels import DepthwiseConv3d, PointwiseConv3d, depthwise_qualifies, use_pointwise_matmul
 
 
 def _outputs_and_grads(conv: nn.Conv3d, x: torch.Tensor):
@@ -46,7 +45,7 @@ def _same_as_stock(swapped: nn.Conv3d, x: torch.Tensor) -> None:
 def test_depthwise_input_gradient_as_a_convolution_matches_pytorchs(kernel, padding, bias, channels_last):
     torch.manual_seed(0)
     conv = nn.Conv3d(6, 6, kernel, padding=padding, groups=6, bias=bias).double()
-    assert qualifies(conv)
+    assert depthwise_qualifies(conv)
     conv.__class__ = DepthwiseConv3d
     x = torch.randn(2, 6, 5, 7, 6, dtype=torch.float64)
     if channels_last:
@@ -55,10 +54,10 @@ def test_depthwise_input_gradient_as_a_convolution_matches_pytorchs(kernel, padd
 
 
 def test_only_stride_one_depthwise_convolutions_are_swapped():
-    assert not qualifies(nn.Conv3d(6, 6, 3, stride=(1, 2, 2), padding=1, groups=6))
-    assert not qualifies(nn.Conv3d(6, 12, 3, padding=1, groups=6))  # two filters per channel
-    assert not qualifies(nn.Conv3d(6, 6, 3, padding=1))  # not depthwise
-    assert qualifies(nn.Conv3d(6, 6, 3, padding=1, groups=6))
+    assert not depthwise_qualifies(nn.Conv3d(6, 6, 3, stride=(1, 2, 2), padding=1, groups=6))
+    assert not depthwise_qualifies(nn.Conv3d(6, 12, 3, padding=1, groups=6))  # two filters per channel
+    assert not depthwise_qualifies(nn.Conv3d(6, 6, 3, padding=1))  # not depthwise
+    assert depthwise_qualifies(nn.Conv3d(6, 6, 3, padding=1, groups=6))
 
 
 @pytest.mark.parametrize(

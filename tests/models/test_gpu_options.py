@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ar_experiments.models import build_model
-from ar_experiments.models.builders import Fp32DepthwiseConv3d, VideoNet
-from ar_experiments.models.pointwise import PointwiseConv3d, matmul_wins
+from ar_experiments.models.builders import VideoNet
+from ar_experiments.models.kernels import Fp32DepthwiseConv3d, PointwiseConv3d, matmul_wins
 from ar_experiments.models.run_options import RunOptions, prepare_to_run, set_fp32_precision
 from ar_experiments.training import cudnn_check
 

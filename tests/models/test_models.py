@@ -69,7 +69,7 @@ def test_gflops_per_view_match_the_published_figures():
 @pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 2)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pointwise_conv_as_matmul_matches_conv3d(stride, channels_last):
-    from ar_experiments.models.pointwise import PointwiseConv3d
+    from ar_experiments.models.kernels import PointwiseConv3d
 
     torch.manual_seed(0)
     conv = torch.nn.Conv3d(6, 10, 1, stride=stride, bias=True)
@@ -92,8 +92,7 @@ def test_pointwise_conv_as_matmul_matches_conv3d(stride, channels_last):
 
 @pytest.mark.parametrize("name", ["x3d_m", "slowfast"])
 def test_models_use_the_matmul_pointwise_conv_and_keep_pytorchvideo_names(name):
-    from ar_experiments.models.depthwise import DepthwiseConv3d
-    from ar_experiments.models.pointwise import PointwiseConv3d
+    from ar_experiments.models.kernels import DepthwiseConv3d, PointwiseConv3d
 
     model = build_model(name, num_classes=3, frames=8, crop_size=32)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
@@ -126,7 +125,7 @@ def randomised(model: VideoNet, seed: int) -> VideoNet:
             module.running_var.copy_(0.5 + torch.rand(shape, generator=generator))
             module.weight.data.copy_(0.5 + torch.rand(shape, generator=generator))
             module.bias.data.copy_(0.1 * torch.randn(shape, generator=generator))
-    proj = model.head.proj
+    proj = model.net.blocks[-1].proj
     proj.weight.data.mul_(100.0)
     return model.eval()
 

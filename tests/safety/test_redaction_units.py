@@ -9,11 +9,14 @@ from ar_experiments.safety import redaction
 from ar_experiments.safety.redaction import (
     REDACTED,
     RedactSecretsCallback,
+    SecretFoldersCallback,
+    folder_problem,
     redact_log_records,
     redact_yaml_file,
+    safe_name,
     secret_environment_values,
+    secret_variables_in,
 )
-from ar_experiments.safety.secret_names import SecretFoldersCallback, folder_problem, safe_name, secret_variables_in
 
 SECRET = "s3cr3t-value-0123"
 

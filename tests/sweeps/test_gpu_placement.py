@@ -35,9 +35,9 @@ def labels(gpus: list[Gpu]) -> list[str]:
 def test_visible_gpus_follow_cuda_visible_devices_then_the_slurm_allocation():
     assert labels(visible_gpus({}, count=4)) == ["0", "1", "2", "3"]  # unset: every GPU of the machine
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "5,2"}, count=2) == [Gpu(0, "5"), Gpu(1, "2")]  # CUDA's order
-    assert labels(visible_gpus({"CUDA_VISIBLE_DEVICES": "1,-1,3"})) == ["1"]  # CUDA stops at an invalid entry
+    assert labels(visible_gpus({"CUDA_VISIBLE_DEVICES": "1,-1,3"}, count=4)) == ["1"]  # CUDA stops at an invalid entry
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, count=0) == []
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": f"{UUID_A},3"}) == [Gpu(0, UUID_A), Gpu(1, "3")]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": f"{UUID_A},3"}, count=2) == [Gpu(0, UUID_A), Gpu(1, "3")]
     # an allocation whose CUDA_VISIBLE_DEVICES was not set: CUDA sees the whole node, the job only its GPUs
     assert visible_gpus({"SLURM_JOB_GPUS": "4,5"}, count=8) == [Gpu(4, "4"), Gpu(5, "5")]
     assert visible_gpus({"SLURM_STEP_GPUS": "6", "SLURM_JOB_GPUS": "4,5,6"}, count=8) == [Gpu(6, "6")]

@@ -1,5 +1,6 @@
 """A multirun holding a job whose multi-device combination cannot work is refused once, before any job starts
-(ar_experiments/training/sweep_check.py, called by the grid sweeper)."""
+(ar_experiments/training/sweep_check.py, called by the grid sweeper), and an Optuna search whose space holds one
+before its study is opened."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from ar_experiments.config.checks import ConfigError
 from ar_experiments.training.sweep_check import refuse_impossible_jobs
-from tests.conftest import CONF_DIR, compose, tiny_overrides
+from tests.conftest import CONF_DIR, SMALLEST_RUN, compose, tiny_overrides
 
 
 @pytest.fixture
@@ -80,3 +81,68 @@ def test_a_job_of_several_slurm_nodes_is_checked_with_the_node_count_slurm_gives
         refuse_impossible_jobs([job(*slurm, "hydra.launcher.nodes=2")])
     with pytest.raises(ConfigError, match="trainer.num_nodes=2, but no one started this process as one rank of"):
         refuse_impossible_jobs([job(*slurm, "trainer.num_nodes=2")])
+
+
+def run_search(monkeypatch, tmp_path, cache_dir, *search: str) -> SystemExit:
+    """`python -m ar_experiments.train -m hparams_search=optuna SEARCH` in this process, expected to stop."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ar_experiments.train import main
+
+    command = ["hparams_search=optuna", *tiny_overrides(cache_dir), *SMALLEST_RUN, "trainer.limit_train_batches=1"]
+    command += [*search, f"hydra.sweep.dir={tmp_path / 'search'}"]
+    monkeypatch.setattr(sys, "argv", ["train", "--config-path", CONF_DIR, "-m", *command])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main()
+    finally:
+        GlobalHydra.instance().clear()
+    return stopped.value
+
+
+def test_an_optuna_search_whose_space_holds_a_config_that_cannot_run_is_refused_before_its_study_opens(
+    no_launcher, tiny_dataset, cache_dir, tmp_path
+):
+    """The search space's choices are enumerated and composed before the first trial; the floats (lr, weight
+    decay) are checked at one value. (Should the refusal fail, a trial trains on the tiny data, briefly.)"""
+    search = ["trainer.accelerator=cpu", "trainer.strategy=ddp_spawn", "trainer.devices=choice(1,2)"]
+    message = str(run_search(no_launcher, tmp_path, cache_dir, *search, "hydra.sweeper.n_trials=1").code)
+    assert message.count("\n") == 0, message
+    assert message.startswith("error: trainer.strategy='ddp_spawn' with 2 devices")
+    # optimizer: choice(adamw, sgd, asgd) (conf/hparams_search/optuna.yaml) x trainer.devices: 3 of 6 refused
+    assert message.endswith(
+        "[trainer.devices=2: 3 of the search space's 6 configurations checked; no trial was started]"
+    )
+    made = [path.name for path in (tmp_path / "search").iterdir()]
+    assert made == [".sweep.lock"], "the study or a trial folder was made"  # the sweep folder's lock only
+
+
+def test_an_optuna_search_space_too_large_to_compose_whole_is_checked_in_part_and_says_so(
+    no_launcher, tiny_dataset, cache_dir, tmp_path, capsys, monkeypatch
+):
+    from ar_experiments.training import sweep_check
+
+    monkeypatch.setattr(sweep_check, "CHECKED_AT_MOST", 4)
+    search = ["trainer.accelerator=cpu", "trainer.devices=range(1,4)", "trainer.strategy=choice(ddp,ddp_spawn)"]
+    message = str(run_search(no_launcher, tmp_path, cache_dir, *search).code)
+    # 3 (optimizer) x 4 (devices: the plugin's Optuna range includes its end) x 2 (strategy) configurations; the
+    # first 4: adamw with devices 1 and 2
+    console = "".join(capsys.readouterr())  # Hydra's console log
+    assert "4 of the search space's 24 configurations were checked before the first trial" in console
+    assert message == (
+        "error: trainer.strategy='ddp_spawn' with 2 devices: this project starts the DDP processes itself (so that "
+        "they work inside sweeps); use trainer.strategy=ddp (trainer=ddp, or trainer=ddp_cpu on CPU) "
+        "[trainer.devices=2 trainer.strategy=ddp_spawn: 1 of the search space's 4 configurations checked; "
+        "no trial was started]"
+    )
+
+
+def test_int_ranges_are_checked_at_every_value_when_short_at_their_ends_when_long_and_floats_at_one_value():
+    from optuna.distributions import CategoricalDistribution, IntUniformDistribution, LogUniformDistribution
+
+    from ar_experiments.training.sweep_check import values_to_check
+
+    assert values_to_check(CategoricalDistribution(["ddp", "ddp_spawn"])) == ["ddp", "ddp_spawn"]
+    assert values_to_check(IntUniformDistribution(1, 7, step=2)) == [1, 3, 5, 7]
+    assert values_to_check(IntUniformDistribution(1, 1000)) == [1, 1000]
+    assert values_to_check(LogUniformDistribution(1e-4, 1e-1)) is None

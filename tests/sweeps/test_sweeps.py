@@ -179,7 +179,7 @@ def test_momentum_is_sampled_only_for_sgd_trials():
     import optuna
     from omegaconf import OmegaConf
 
-    from ar_experiments.sweeps.search_space import suggest_conditional_params
+    from ar_experiments.sweeps.optuna_study import suggest_conditional_params
 
     cfg = OmegaConf.create(
         {"conditional_params": {"optimizer": {"sgd": {"optimizer.momentum": "interval(0.8, 0.99)"}}}}

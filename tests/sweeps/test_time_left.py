@@ -132,16 +132,16 @@ def test_a_training_job_writes_its_pace_and_a_heartbeat_to_its_status_file(tmp_p
     import pytorch_lightning as pl
     from pytorch_lightning.demos.boring_classes import BoringModel
 
-    from ar_experiments.training import epoch_progress
+    from ar_experiments.training import callbacks
 
     path = tmp_path / "0.json"
     atomic_write_json(path, {"num": 0, "state": RUNNING, "started_at": 0.0})
     monkeypatch.setenv("AR_SWEEP_JOB_STATUS", str(path))
     writes = []
-    monkeypatch.setattr(epoch_progress, "update_job_status", lambda *a, **fields: writes.append(fields))
-    monkeypatch.setattr(epoch_progress, "HEARTBEAT_S", 0.0)  # every batch
+    monkeypatch.setattr(callbacks, "update_job_status", lambda *a, **fields: writes.append(fields))
+    monkeypatch.setattr(callbacks, "HEARTBEAT_S", 0.0)  # every batch
     trainer = pl.Trainer(
-        max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=[epoch_progress.EpochProgress()],
+        max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=[callbacks.EpochProgress()],
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     trainer.fit(BoringModel())

@@ -1,4 +1,4 @@
-"""A config error: its one line on the console, its traceback in train.log (the console handler's filter)."""
+"""A config error: its one line on the console, its traceback in train.log (the train_log_only logger)."""
 
 from __future__ import annotations
 

@@ -4,13 +4,13 @@ The fit itself is stood in for (no model is trained); what is tested is the run'
 
 import json
 import os
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 from ar_experiments.record.results import RunRecord
 from ar_experiments.training import run as training_run
-from ar_experiments.training.fit import Fitted
 from ar_experiments.training.run_record import write_results
 from tests.conftest import tiny_overrides
 
@@ -43,32 +43,15 @@ def test_results_json_is_the_last_file_a_run_writes(compose_config, cache_dir, t
         written.append(os.path.relpath(destination, run_dir))
         rename(source, destination)
 
-    module = SimpleNamespace(
-        skipped_videos={"A/v_1.avi"},
-        left_out={"val": {"B/v_2.avi"}, "test": {"C/v_3.avi"}},
-        evaluated={"val": 2, "test": 3},
-        effective_lr=0.1,
-        effective_batch_size=lambda: 8,
-    )
     built = SimpleNamespace(
-        module=module, known=dict, skipped=lambda: {"train": ["A/v_1.avi"], "val": ["B/v_2.avi"], "test": ["C/v_3.avi"]}
+        known=dict, skipped=lambda: {"train": ["A/v_1.avi"], "val": ["B/v_2.avi"], "test": ["C/v_3.avi"]}
     )
 
-    def fake_fit_and_test(cfg, built, logged, resume_from, stop, group):
+    def fake_fit_and_test(cfg, built, record, resume_from, stop, group, started):
         (run_dir / "checkpoints").mkdir()
         (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
         (run_dir / "test_predictions.csv").write_text("video,label,predicted\n")
-        return Fitted(
-            metrics={"test/top1": 0.25},
-            best_val=0.5,
-            best_checkpoint="",
-            epochs=1,
-            device="cpu",
-            world_size=1,
-            train_seconds=1.0,
-            train_clips_per_s=8.0,
-            first_step_at=None,
-        )
+        return replace(record, status="completed", best_val_acc=0.5, test_top1=0.25)
 
     monkeypatch.setattr(training_run, "build", lambda cfg, resolved: built)
     monkeypatch.setattr(training_run, "fit_and_test", fake_fit_and_test)

@@ -11,7 +11,7 @@ import torch
 from ar_experiments.config.checks import ConfigError
 from ar_experiments.training.checkpoint_io import AtomicCheckpointIO
 from ar_experiments.training.interruption import GracefulStop, RunInterrupted
-from ar_experiments.training.resume import LAST_CHECKPOINT, plan_resume
+from ar_experiments.training.run import LAST_CHECKPOINT, plan_resume
 from tests.conftest import tiny_overrides
 
 
