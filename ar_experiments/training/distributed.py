@@ -15,6 +15,8 @@ folder, same values), and waits for them:
   and this process ends as interrupted; a second Ctrl-C kills the ranks;
 - when the ranks are started by someone else (several SLURM tasks, torchrun),
   train() leaves them alone: Lightning finds them through the environment;
+  that is how a run spans several nodes (trainer.num_nodes): train() starts
+  the ranks of one machine only;
 - the ranks die with this process, even when it is SIGKILLed (it holds the
   run folder's lock).
 """
@@ -52,7 +54,8 @@ def ranks_to_start(trainer_cfg: DictConfig) -> int:
         processes = _local_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
     except MisconfigurationException:
         return 0  # e.g. accelerator=gpu without a GPU: Lightning says so itself, in its own words
-    if _ranks_started_externally(processes) or processes <= 1:
+    nodes = int(trainer_cfg.get("num_nodes", 1) or 1)
+    if _ranks_started_externally(processes, nodes) or processes <= 1:
         return 0
     strategy = trainer_cfg.get("strategy", "auto")
     if strategy == "auto" or (isinstance(strategy, str) and _starts_ranks_by_rerunning_the_command(strategy)):
@@ -76,18 +79,28 @@ def _starts_ranks_by_rerunning_the_command(strategy: str) -> bool:
     return issubclass(entry["strategy"], (DDPStrategy, FSDPStrategy)) and launched_by_command
 
 
-def _ranks_started_externally(processes: int) -> bool:
+def _ranks_started_externally(processes: int, nodes: int) -> bool:
     """Whether torchrun, SLURM tasks or train() itself started this process as one rank of several.
 
     A SLURM job of one task (sbatch, salloc, a submitit job with tasks_per_node=1) is not: train() starts
-    the ranks on the job's devices. Several SLURM tasks must be one per device, counted per node (what
-    Lightning expects), which is checked here, before any data or model is loaded.
+    the ranks on the job's devices. Several SLURM tasks must be one per device, counted per node, on as many
+    nodes as trainer.num_nodes (what Lightning expects), which is checked here, before any data or model is
+    loaded. Several nodes need ranks started on each of them: a run of `nodes` > 1 that nobody started so
+    would wait for the other nodes' ranks until the rendezvous times out (30 minutes), so it is refused.
     """
     from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
     if "LOCAL_RANK" in os.environ or TorchElasticEnvironment.detect():
         return True
     if "SLURM_NTASKS" not in os.environ or not SLURMEnvironment.detect() or int(os.environ["SLURM_NTASKS"]) == 1:
+        if nodes > 1:
+            raise ConfigError(
+                [
+                    f"trainer.num_nodes={nodes}, but no one started this process as one rank of several: start "
+                    f"the ranks of every node with srun --nodes={nodes} --ntasks-per-node=<trainer.devices> "
+                    f"(inside sbatch --nodes={nodes}), or hydra/launcher=slurm hydra.launcher.nodes={nodes}"
+                ]
+            )
         return False
     tasks = os.environ["SLURM_NTASKS"]
     per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
@@ -103,6 +116,14 @@ def _ranks_started_externally(processes: int) -> bool:
             [
                 f"SLURM starts {per_node} tasks per node but trainer.devices asks for {processes} devices; "
                 f"set trainer.devices={per_node} (one task per device)"
+            ]
+        )
+    slurm_nodes = int(os.environ.get("SLURM_NNODES", nodes))
+    if slurm_nodes != nodes:
+        raise ConfigError(
+            [
+                f"SLURM runs the job's tasks on {slurm_nodes} nodes but trainer.num_nodes={nodes}; "
+                f"set trainer.num_nodes={slurm_nodes}"
             ]
         )
     return True
@@ -136,12 +157,12 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
 
     run_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    num_nodes = int(cfg.trainer.get("num_nodes", 1) or 1)
+    # one node: ranks_to_start refuses trainer.num_nodes > 1 for ranks that train() would start
     env = {
-        "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": os.environ.get("MASTER_PORT") or str(_free_port()),
-        "NODE_RANK": os.environ.get("NODE_RANK", "0"),
-        "WORLD_SIZE": str(processes * num_nodes),
+        "NODE_RANK": "0",
+        "WORLD_SIZE": str(processes),
     }
     from .interruption import RunInterrupted, restore_signals, take_signals
 
@@ -153,7 +174,7 @@ def train_on_started_ranks(cfg: DictConfig, processes: int, wandb_group: str) ->
         log.info("Starting %d DDP processes (master port %s) for %s", processes, env["MASTER_PORT"], run_dir)
         context = mp.start_processes(
             _run_rank,
-            args=(config, env, wandb_group, processes, os.getpid()),
+            args=(config, env, wandb_group, os.getpid()),
             nprocs=processes,
             join=False,
             start_method="spawn",
@@ -217,9 +238,7 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else text
 
 
-def _run_rank(
-    local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, processes: int, launcher: int
-) -> None:
+def _run_rank(local_rank: int, config: dict[str, Any], env: dict[str, str], wandb_group: str, launcher: int) -> None:
     """One DDP process: Lightning finds its rank and peers in the environment (creates_processes_externally)."""
     _die_with(launcher)
     # the ranks' places come from `env`: inside a SLURM job of one task, Lightning would otherwise take
@@ -228,7 +247,7 @@ def _run_rank(
     os.environ.update(env, LOCAL_RANK=str(local_rank))
     from pytorch_lightning.utilities import rank_zero_only
 
-    rank_zero_only.rank = int(env["NODE_RANK"]) * processes + local_rank  # loggers ask before Lightning sets it
+    rank_zero_only.rank = local_rank  # loggers ask before Lightning sets it
     _log_to_run_folder(Path(config["paths"]["output_dir"]), rank_zero_only.rank)
 
     from .run import run_in_this_process

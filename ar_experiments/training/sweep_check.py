@@ -56,6 +56,7 @@ def job_environment(job: DictConfig) -> dict[str, str]:
         **own,
         "SLURM_NTASKS": str(tasks * nodes),
         "SLURM_NTASKS_PER_NODE": str(tasks),
+        "SLURM_NNODES": str(nodes),
         "SLURM_JOB_NAME": "sweep-job",  # Lightning takes a job named bash or interactive for a shell, not a task
     }
 

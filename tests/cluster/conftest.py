@@ -1,14 +1,20 @@
-"""A real one-node SLURM cluster on this machine, for the cluster tests (all marked slow).
+"""A real two-node SLURM cluster on this machine, for the cluster tests (all marked slow).
 
-Debian's `slurm-wlm` and `munge` packages (see .ci/run): `munged` with a fresh key, then `slurmctld` and
-`slurmd` with a minimal slurm.conf (one node with this machine's CPUs and memory, one partition, no
-accounting), everything in a temporary folder, run as root. The daemons are stopped when the session ends;
-the last check fails if one of them is still running. Without the binaries, or not as root, the tests skip.
+Debian's `slurm-wlm` and `munge` packages (see .ci/run): `munged` with a fresh key, then `slurmctld` and one
+`slurmd` per node (`slurmd -N <node>`, each on a port of its own) with a minimal slurm.conf: two nodes, one
+partition over both, no accounting, everything in a temporary folder, run as root. The two nodes are two names
+of this machine that resolve here (`localhost` and its host name, both at 127.0.0.1), so that a job of several
+nodes finds its first node's address the way it does on a real cluster (Lightning resolves the first name of
+SLURM_NODELIST). Each node declares all of the machine's CPUs and memory: the nodes overlap on one machine, so
+a two-node job gets twice the cores there are, which the tests' tiny runs do not notice.
+The daemons are stopped when the session ends; the last check fails if one of them is still running.
+Without the binaries, or not as root, the tests skip.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -19,14 +25,18 @@ from pathlib import Path
 import pytest
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
+# the first job's id, drawn per cluster: Lightning takes a job's DDP port from its id (15000 + its last 4
+# digits), so clusters of tests running at the same time (pytest-xdist, other checkouts) would share ports
+FIRST_JOB_IDS = (1000, 9000)
 
 
 @dataclass
 class Cluster:
-    """How to reach the test cluster: its clients need `env` (SLURM_CONF)."""
+    """How to reach the test cluster: its clients need `env` (SLURM_CONF); `nodes`: its nodes' names."""
 
     conf: Path
     env: dict[str, str]
+    nodes: list[str]
 
     def run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout, check=True)
@@ -46,26 +56,40 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _slurm_conf(folder: Path, munge_socket: Path) -> str:
-    node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
-    name = node.split()[0].split("=", 1)[1]
+def node_names() -> list[str]:
+    """Two names of this machine that resolve to it; the host name first (slurmctld's)."""
+    names = list(dict.fromkeys([socket.gethostname(), "localhost", socket.getfqdn()]))
+    return [name for name in names if _resolves(name)][:2]
+
+
+def _resolves(name: str) -> bool:
+    try:
+        return bool(socket.gethostbyname(name))
+    except OSError:
+        return False
+
+
+def _slurm_conf(folder: Path, munge_socket: Path, nodes: list[str]) -> str:
+    # "NodeName=<host> CPUs=... RealMemory=...": this machine's CPUs and memory, declared by every node
+    hardware = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    hardware = hardware.split(maxsplit=1)[1]
     return "\n".join(
         [
             "ClusterName=tests",
-            f"SlurmctldHost={name}(127.0.0.1)",
+            f"SlurmctldHost={socket.gethostname()}(127.0.0.1)",
             "AuthType=auth/munge",
             "CredType=cred/munge",
             f"AuthInfo=socket={munge_socket}",
             "SlurmUser=root",
             "SlurmdUser=root",
             f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
+            f"FirstJobId={random.randint(*FIRST_JOB_IDS)}",
             f"StateSaveLocation={folder / 'state'}",
-            f"SlurmdSpoolDir={folder / 'spool'}",
+            f"SlurmdSpoolDir={folder / 'spool' / '%n'}",
             f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
-            f"SlurmdPidFile={folder / 'slurmd.pid'}",
+            f"SlurmdPidFile={folder / 'slurmd-%n.pid'}",
             f"SlurmctldLogFile={folder / 'slurmctld.log'}",
-            f"SlurmdLogFile={folder / 'slurmd.log'}",
+            f"SlurmdLogFile={folder / 'slurmd-%n.log'}",
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
@@ -78,8 +102,8 @@ def _slurm_conf(folder: Path, munge_socket: Path) -> str:
             "ReturnToService=2",
             "KillWait=30",  # SIGTERM to SIGKILL at a time limit or scancel, as on most clusters
             "SlurmdTimeout=60",
-            f"{node} NodeAddr=127.0.0.1 State=UNKNOWN",
-            f"PartitionName=tests Nodes={name} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO",
+            *(f"NodeName={node} {hardware} NodeAddr=127.0.0.1 Port={_free_port()} State=UNKNOWN" for node in nodes),
+            f"PartitionName=tests Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO",
             "",
         ]
     )
@@ -115,14 +139,18 @@ def slurm_cluster(tmp_path_factory) -> Cluster:
         pytest.skip(f"no SLURM here ({', '.join(missing)} not found): apt-get install slurm-wlm munge")
     if os.geteuid() != 0:
         pytest.skip("the test cluster's daemons run as root (as in CI); run the cluster tests as root")
+    nodes = node_names()
+    if len(nodes) < 2:
+        pytest.skip(f"the two-node test cluster needs two names of this machine that resolve here; found {nodes}")
     folder = tmp_path_factory.mktemp("slurm")
-    for sub in ("state", "spool"):
-        (folder / sub).mkdir()
+    (folder / "state").mkdir()
+    for node in nodes:
+        (folder / "spool" / node).mkdir(parents=True)
     key, munge_socket = folder / "munge.key", folder / "munge.socket"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     conf = folder / "slurm.conf"
-    conf.write_text(_slurm_conf(folder, munge_socket))
+    conf.write_text(_slurm_conf(folder, munge_socket, nodes))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     common = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     processes: list[subprocess.Popen] = []
@@ -135,10 +163,11 @@ def slurm_cluster(tmp_path_factory) -> Cluster:
                 pytest.fail(f"munged did not start: {(folder / 'munged.log').read_text()[-2000:]}")
             time.sleep(0.1)
         processes.append(subprocess.Popen(["slurmctld", "-D", "-i", "-f", str(conf)], **common))
-        processes.append(subprocess.Popen(["slurmd", "-D", "-f", str(conf)], **common))
-        cluster = Cluster(conf, env)
+        for node in nodes:
+            processes.append(subprocess.Popen(["slurmd", "-D", "-N", node, "-f", str(conf)], **common))
+        cluster = Cluster(conf, env, nodes)
         deadline = time.monotonic() + 60
-        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout:
+        while cluster.run("sinfo", "-h", "-N", "-o", "%T").stdout.split() != ["idle"] * len(nodes):
             if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
                 logs = "".join(path.read_text()[-1500:] for path in folder.glob("slurm*.log"))
                 pytest.fail(f"the test cluster did not come up in 60 s:\n{logs}")
@@ -147,5 +176,5 @@ def slurm_cluster(tmp_path_factory) -> Cluster:
     finally:
         subprocess.run(["scancel", "--full", "--signal=KILL", "--user=root"], env=env, capture_output=True)
         _stop(processes)
-    alive = _running([folder / f"{name}.pid" for name in DAEMONS])
+    alive = _running([folder / "munged.pid", folder / "slurmctld.pid", *folder.glob("slurmd-*.pid")])
     assert not alive, f"{', '.join(alive)} still running after the tests"

@@ -1,4 +1,5 @@
-"""Runs and sweeps through a real one-node SLURM cluster (conftest.py): job arrays, DDP tasks, preemption.
+"""Runs and sweeps through a real two-node SLURM cluster (conftest.py): job arrays, DDP tasks, several nodes
+per job, preemption.
 
 Each test is tiny (the tests' tiny data, a few batches); the whole file runs in a few minutes.
 """
@@ -6,6 +7,7 @@ Each test is tiny (the tests' tiny data, a few batches); the whole file runs in 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -131,6 +133,76 @@ def test_srun_tasks_per_node_train_one_ddp_run_through_lightnings_slurm_environm
     record = results(run_dir)
     assert record["status"] == "completed" and record["world_size"] == 2
     assert "Starting 2 DDP processes" not in done.stdout + done.stderr, "SLURM started the ranks, not train()"
+
+
+def assert_each_test_video_evaluated_once(run_dir: Path, tiny_dataset: Path) -> None:
+    """The ranks' shares of the test set (DistributedSampler pads them to equal lengths) make one record of
+    every test video, each once."""
+    test_list = (tiny_dataset / "ucfTrainTestlist" / "testlist01.txt").read_text().split()
+    predicted = [line.split(",")[0] for line in (run_dir / "test_predictions.csv").read_text().splitlines()[1:]]
+    assert sorted(predicted) == sorted(test_list)
+    assert results(run_dir)["test_videos"] == len(test_list)
+
+
+def launched_on(cluster, job: str) -> list[str]:
+    """The nodes whose slurmd launched tasks of the job's first step (their logs, in the cluster's folder)."""
+    logs = {node: cluster.conf.parent / f"slurmd-{node}.log" for node in cluster.nodes}
+    return sorted(node for node, log in logs.items() if f"launch task StepId={job}.0 " in log.read_text())
+
+
+def test_a_slurm_launcher_job_on_two_nodes_trains_one_run_on_the_ranks_of_both(
+    slurm_cluster, tiny_dataset, cache_dir, tmp_path
+):
+    """docs/clusters.md's "several nodes per job" on a CPU partition: 2 nodes x 2 tasks, one DDP run of 4 ranks."""
+    sweep = tmp_path / "sweep"
+    launcher = ["hydra/launcher=slurm", "hydra.launcher.nodes=2", "hydra.launcher.gpus_per_node=0"]
+    launcher += ["hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+    ddp = ["trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=2", "trainer.limit_test_batches=1.0"]
+    args = ["-m", *launcher, *tiny_overrides(cache_dir), *FAST, *ddp, f"hydra.sweep.dir={sweep}"]
+    sweep_run = subprocess.run(
+        [sys.executable, "-m", "ar_experiments.train", *args],
+        cwd=REPO,
+        env={**slurm_cluster.env, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert sweep_run.returncode == 0, (sweep_run.stdout + sweep_run.stderr)[-3000:]
+    [run_dir] = [path.parent for path in sweep.glob("*/results.json")]
+    record = results(run_dir)
+    assert record["status"] == "completed" and record["world_size"] == 4
+    assert_each_test_video_evaluated_once(run_dir, tiny_dataset)
+    # where SLURM put each task (submitit's first line in each task's log), and Lightning's 4 ranks
+    [job] = [path.name for path in (sweep / ".submitit").iterdir() if path.is_dir()]
+    placed = [(sweep / ".submitit" / job / f"{job}_{task}_log.out").read_text() for task in range(4)]
+    places = sorted(re.search(r"node=(\d)\(2\), global_rank=(\d)\(4\)", text).groups() for text in placed)
+    assert places == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
+    assert launched_on(slurm_cluster, job) == sorted(slurm_cluster.nodes)
+    members = re.findall(
+        r"Initializing distributed: GLOBAL_RANK: \d, MEMBER: (\d/4)", (run_dir / "train.log").read_text()
+    )
+    assert sorted(members) == ["1/4", "2/4", "3/4", "4/4"]
+    report = subprocess.run(
+        [sys.executable, "-m", "ar_experiments.report", str(sweep)], cwd=REPO, capture_output=True, text=True
+    )
+    assert report.returncode == 0 and (sweep / "report.md").is_file(), report.stderr[-2000:]
+
+
+def test_srun_on_two_nodes_inside_sbatch_trains_one_run_with_a_rank_on_each(
+    slurm_cluster, tiny_dataset, cache_dir, tmp_path
+):
+    run_dir = tmp_path / "run"
+    ddp = ["trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=1", "trainer.limit_test_batches=1.0"]
+    train = train_command(*tiny_overrides(cache_dir), *FAST, *ddp, f"hydra.run.dir={run_dir}")
+    srun = "exec srun --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 " + train.removeprefix("exec ")
+    job = submit(slurm_cluster, tmp_path / "batch", srun, "--nodes=2")
+    slurm_cluster.wait_for_job(job, timeout=400)  # a rank that fails early leaves the other one waiting for it
+    assert (run_dir / "results.json").is_file(), job_output(tmp_path / "batch")[-3000:]
+    record = results(run_dir)
+    assert record["status"] == "completed" and record["world_size"] == 2, job_output(tmp_path / "batch")[-3000:]
+    assert_each_test_video_evaluated_once(run_dir, tiny_dataset)
+    assert launched_on(slurm_cluster, job) == sorted(slurm_cluster.nodes)
+    assert "Starting 2 DDP processes" not in job_output(tmp_path / "batch"), "SLURM started the ranks, not train()"
 
 
 def test_a_joblib_sweep_inside_sbatch_runs_every_job(slurm_cluster, tiny_dataset, cache_dir, tmp_path):

@@ -16,7 +16,8 @@ from tests.conftest import CONF_DIR, SMALLEST_RUN, compose, tiny_overrides
 @pytest.fixture
 def no_launcher(monkeypatch):
     """An environment where nobody (torchrun, SLURM) started this process."""
-    for name in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NAME"):
+    launchers = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_NNODES")
+    for name in (*launchers, "SLURM_JOB_NAME"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -71,6 +72,15 @@ def test_a_job_sent_to_slurm_is_checked_in_the_environment_slurm_gives_its_tasks
     with pytest.raises(ConfigError, match="SLURM starts 2 tasks per node but trainer.devices asks for 4 devices"):
         refuse_impossible_jobs([job(*slurm, "hydra.launcher.tasks_per_node=2", "trainer.devices=4")])
     refuse_impossible_jobs([job(*slurm, "hydra.launcher.tasks_per_node=2", "trainer.devices=2")])
+
+
+def test_a_job_of_several_slurm_nodes_is_checked_with_the_node_count_slurm_gives_it(no_launcher):
+    slurm = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "trainer=ddp_cpu", "trainer.devices=1"]
+    refuse_impossible_jobs([job(*slurm, "hydra.launcher.nodes=2", "trainer.num_nodes=2")])
+    with pytest.raises(ConfigError, match="SLURM runs the job's tasks on 2 nodes but trainer.num_nodes=1; set trai"):
+        refuse_impossible_jobs([job(*slurm, "hydra.launcher.nodes=2")])
+    with pytest.raises(ConfigError, match="trainer.num_nodes=2, but no one started this process as one rank of"):
+        refuse_impossible_jobs([job(*slurm, "trainer.num_nodes=2")])
 
 
 def run_search(monkeypatch, tmp_path, cache_dir, *search: str) -> SystemExit:

@@ -21,7 +21,8 @@ FAST = ["model=x3d_xs", "frames=4", "logger=csv", "data.batch_size=2", "test.tem
 @pytest.fixture
 def no_launcher(monkeypatch):
     """An environment where nobody (torchrun, SLURM) started this process."""
-    for name in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NAME"):
+    launchers = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_NNODES")
+    for name in (*launchers, "SLURM_JOB_NAME"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -79,6 +80,21 @@ def test_srun_task_counts_lightning_cannot_use_are_refused_up_front(compose_conf
 
 
 @pytest.mark.slow
+def test_several_nodes_are_run_by_slurm_tasks_on_as_many_nodes_or_refused_up_front(compose_config, no_launcher):
+    """Ranks that train() would start cover one machine: a run on 2 nodes without SLURM tasks (or torchrun)
+    would wait for the other node's ranks for 30 minutes."""
+    two_nodes = compose_config(["trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=1"]).trainer
+    with pytest.raises(ConfigError, match=r"start the ranks of every node with srun --nodes=2 --ntasks-per-node="):
+        ranks_to_start(two_nodes)
+    for name, value in {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "job"}.items():
+        no_launcher.setenv(name, value)
+    no_launcher.setenv("SLURM_NNODES", "2")  # srun --nodes=2 --ntasks-per-node=1
+    assert ranks_to_start(two_nodes) == 0
+    one_node = compose_config(["trainer=ddp_cpu", "trainer.devices=1"]).trainer
+    with pytest.raises(ConfigError, match="SLURM runs the job's tasks on 2 nodes but trainer.num_nodes=1; set trai"):
+        ranks_to_start(one_node)
+
+
 def test_a_multi_device_run_inside_a_multirun_trains_on_two_ranks_without_stride_warnings(
     tiny_dataset, cache_dir, tmp_path
 ):
