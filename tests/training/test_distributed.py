@@ -79,7 +79,6 @@ def test_srun_task_counts_lightning_cannot_use_are_refused_up_front(compose_conf
         ranks_to_start(cfg.trainer)
 
 
-@pytest.mark.slow
 def test_several_nodes_are_run_by_slurm_tasks_on_as_many_nodes_or_refused_up_front(compose_config, no_launcher):
     """Ranks that train() would start cover one machine: a run on 2 nodes without SLURM tasks (or torchrun)
     would wait for the other node's ranks for 30 minutes."""
@@ -95,6 +94,7 @@ def test_several_nodes_are_run_by_slurm_tasks_on_as_many_nodes_or_refused_up_fro
         ranks_to_start(one_node)
 
 
+@pytest.mark.slow
 def test_a_multi_device_run_inside_a_multirun_trains_on_two_ranks_without_stride_warnings(
     tiny_dataset, cache_dir, tmp_path
 ):
