@@ -85,6 +85,14 @@ def sweep_jobs(sweep: Path) -> list[dict]:
     return [results(path.parent) for path in sorted(sweep.glob("*/results.json"))]
 
 
+def assert_report_builds(sweep: Path) -> None:
+    """`python -m ar_experiments.report SWEEP` succeeds and writes the sweep's report.md."""
+    report = subprocess.run(
+        [sys.executable, "-m", "ar_experiments.report", str(sweep)], cwd=REPO, capture_output=True, text=True
+    )
+    assert report.returncode == 0 and (sweep / "report.md").is_file(), report.stderr[-2000:]
+
+
 def test_a_slurm_launcher_grid_runs_as_one_job_array_with_progress_and_a_report(
     slurm_cluster, tiny_dataset, cache_dir, tmp_path
 ):
@@ -110,10 +118,7 @@ def test_a_slurm_launcher_grid_runs_as_one_job_array_with_progress_and_a_report(
     assert "Call #2 - Bypassing sacct error" not in output
     assert "accounting storage is disabled" not in output
     assert "Slurm accounting storage is disabled" in (sweep / "sacct.log").read_text()
-    report = subprocess.run(
-        [sys.executable, "-m", "ar_experiments.report", str(sweep)], cwd=REPO, capture_output=True, text=True
-    )
-    assert report.returncode == 0 and (sweep / "report.md").is_file(), report.stderr[-2000:]
+    assert_report_builds(sweep)
 
 
 def test_srun_tasks_per_node_train_one_ddp_run_through_lightnings_slurm_environment(
@@ -182,10 +187,7 @@ def test_a_slurm_launcher_job_on_two_nodes_trains_one_run_on_the_ranks_of_both(
         r"Initializing distributed: GLOBAL_RANK: \d, MEMBER: (\d/4)", (run_dir / "train.log").read_text()
     )
     assert sorted(members) == ["1/4", "2/4", "3/4", "4/4"]
-    report = subprocess.run(
-        [sys.executable, "-m", "ar_experiments.report", str(sweep)], cwd=REPO, capture_output=True, text=True
-    )
-    assert report.returncode == 0 and (sweep / "report.md").is_file(), report.stderr[-2000:]
+    assert_report_builds(sweep)
 
 
 def test_srun_on_two_nodes_inside_sbatch_trains_one_run_with_a_rank_on_each(
